@@ -1,0 +1,197 @@
+"""ArchConfig: one candidate spiking vision transformer, as a frozen, validated dataclass.
+
+A candidate is a stem, a sequence of stages (each with a depth, a width, a number of heads and
+an attention kind), downsampling between stages, a neuron kind, a residual style and an MLP
+kind. The four seed papers are points in this space (see ``nas.models.zoo``):
+
+* Spikformer:        stem=sps, one stage, attention=ssa, residual=spike, mlp=mlp
+* Spikformer V2:     stem=scs (interpretation, see ``nas.models.stems``)
+* SpikingResformer:  stem=conv7 or conv3, three stages, attention=dssa, residual=membrane,
+                     mlp=gwffn, downsample=conv
+* A2OS2A:            attention=a2os2a, residual=membrane (Spike-driven Transformer backbone)
+* LSFormer:          attention=ls_ssa (window + dilation per head), stem_pool / downsample = spool
+
+Construct from YAML / JSON / CLI input with ``ArchConfig.from_dict`` (strict: unknown keys are
+refused); ``to_dict`` is its inverse. Invalid values raise ``ArchConfigError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class ArchConfigError(ValueError):
+    """An ArchConfig field has an invalid value; ``field`` names it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+RESIDUALS = ("spike", "membrane")
+ATTN_ORDERS = ("qk_first", "kv_first")
+STEM_POOLS = ("maxpool", "spool")
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    # --- input -------------------------------------------------------------------------
+    img_size: int = 32  # square input side in pixels
+    in_channels: int = 3  # image channels (or event polarities)
+    num_classes: int = 10
+    time_steps: int = 4  # T: static images are repeated T times (direct coding)
+    # --- stem --------------------------------------------------------------------------
+    stem: str = "sps"  # STEMS registry: sps | scs | conv7 | conv3
+    stem_downsample: int = 2  # number of 2x reductions inside the stem (sps: 2 CIFAR, 4 ImageNet)
+    stem_pool: str = "maxpool"  # pooling inside sps: maxpool (Spikformer) | spool (LSFormer)
+    # --- stages (one entry per stage) ------------------------------------------------
+    depths: tuple[int, ...] = (4,)  # blocks per stage
+    dims: tuple[int, ...] = (384,)  # channels (embedding width) per stage
+    heads: tuple[int, ...] = (12,)  # attention heads per stage; dims[i] % heads[i] == 0
+    attention: tuple[str, ...] = ("ssa",)  # ATTENTION registry name per stage
+    patch_sizes: tuple[int, ...] = (1,)  # DSSA patch p per stage (keys/values on a /p grid)
+    downsample: str = "conv"  # DOWNSAMPLE registry, between stages: conv | maxpool | spool
+    # --- attention details -------------------------------------------------------------
+    attn_order: str = "qk_first"  # ssa / a2os2a: (Q K^T) V  or  Q (K^T V) (linear in tokens)
+    window: int = 3  # ls_ssa: k x k window around each query (odd)
+    dilations: tuple[int, ...] = (1,)  # ls_ssa: dilation rates, heads split evenly across them
+    # --- neurons, residuals, MLP -------------------------------------------------------
+    neuron: str = "lif"  # NEURONS registry name for every spiking layer of the backbone
+    surrogate: str = "sigmoid"  # surrogate gradient: sigmoid (Spikformer) | atan (SpikingResformer)
+    residual: str = "spike"  # spike shortcut (Spikformer) | membrane shortcut (SDT, SpikingResformer)
+    mlp: str = "mlp"  # MLPS registry: mlp (Spikformer) | gwffn (SpikingResformer)
+    mlp_ratio: int = 4  # hidden width = mlp_ratio * dim
+    group_width: int = 64  # gwffn: channels per group of the 3x3 grouped conv
+    # --- biases (they decide parameter counts; see the zoo for each paper's choice) -----
+    qkv_bias: bool = False  # bias on Q/K/V (and DSSA's W) projections
+    proj_bias: bool = True  # bias on attention output projection and MLP layers
+    head_bias: bool = True  # bias on the classifier
+    # free-form provenance, ignored by the builder
+    notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("depths", "dims", "heads", "attention", "patch_sizes", "dilations"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
+            else:
+                raise ArchConfigError(name, f"expected a list, got {value!r}")
+        _validate(self)
+
+    # ------------------------------------------------------------------ conversions
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+    @property
+    def depth(self) -> int:
+        """Total number of transformer blocks."""
+        return sum(self.depths)
+
+    def stage_resolution(self, stage: int) -> int:
+        """Side of the feature map inside ``stage`` (0-based)."""
+        return self.img_size // (2 ** (self.stem_downsample + stage))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ArchConfig":
+        """Strict constructor: unknown keys are an error, never silently ignored."""
+        if not isinstance(data, Mapping):
+            raise ArchConfigError("<root>", f"expected a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArchConfigError(unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}")
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> "ArchConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------- validation
+def _check(cond: bool, field_name: str, message: str) -> None:
+    if not cond:
+        raise ArchConfigError(field_name, message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_types(a: ArchConfig) -> None:
+    for f in dataclasses.fields(a):
+        value = getattr(a, f.name)
+        if f.type in ("int",):
+            _check(_is_int(value), f.name, f"expected an integer, got {value!r}")
+        elif f.type == "bool":
+            _check(isinstance(value, bool), f.name, f"expected true or false, got {value!r}")
+        elif f.type == "str":
+            _check(isinstance(value, str), f.name, f"expected a string, got {value!r}")
+        elif f.type == "tuple[int, ...]":
+            _check(len(value) > 0, f.name, "must not be empty")
+            _check(all(_is_int(v) for v in value), f.name, f"expected integers, got {list(value)!r}")
+        elif f.type == "tuple[str, ...]":
+            _check(len(value) > 0, f.name, "must not be empty")
+            _check(all(isinstance(v, str) for v in value), f.name, f"expected names, got {list(value)!r}")
+
+
+def _validate(a: ArchConfig) -> None:
+    from nas.models import registries  # late import: the registries import this module
+
+    _validate_types(a)
+    for name in ("img_size", "in_channels", "num_classes", "time_steps", "mlp_ratio", "group_width", "window"):
+        _check(getattr(a, name) >= 1, name, f"must be >= 1, got {getattr(a, name)}")
+    _check(a.num_classes >= 2, "num_classes", f"must be >= 2, got {a.num_classes}")
+    _check(a.stem_downsample >= 0, "stem_downsample", f"must be >= 0, got {a.stem_downsample}")
+
+    n = a.num_stages
+    for name in ("dims", "heads", "attention", "patch_sizes"):
+        _check(len(getattr(a, name)) == n, name, f"needs one entry per stage ({n}), got {len(getattr(a, name))}")
+    for name in ("depths", "dims", "heads", "patch_sizes", "dilations"):
+        _check(all(v >= 1 for v in getattr(a, name)), name, f"entries must be >= 1, got {list(getattr(a, name))}")
+
+    _check(a.stem in registries.STEMS, "stem", f"unknown stem {a.stem!r}; choose from {', '.join(registries.STEMS)}")
+    _check(a.downsample in registries.DOWNSAMPLE, "downsample",
+           f"unknown downsampling {a.downsample!r}; choose from {', '.join(registries.DOWNSAMPLE)}")
+    _check(a.neuron in registries.NEURONS, "neuron", f"unknown neuron {a.neuron!r}; choose from {', '.join(registries.NEURONS)}")
+    _check(a.surrogate in registries.SURROGATES, "surrogate",
+           f"unknown surrogate {a.surrogate!r}; choose from {', '.join(registries.SURROGATES)}")
+    _check(a.mlp in registries.MLPS, "mlp", f"unknown mlp {a.mlp!r}; choose from {', '.join(registries.MLPS)}")
+    for kind in a.attention:
+        _check(kind in registries.ATTENTION, "attention",
+               f"unknown attention {kind!r}; choose from {', '.join(registries.ATTENTION)}")
+    _check(a.residual in RESIDUALS, "residual", f"must be one of {', '.join(RESIDUALS)}, got {a.residual!r}")
+    _check(a.attn_order in ATTN_ORDERS, "attn_order", f"must be one of {', '.join(ATTN_ORDERS)}, got {a.attn_order!r}")
+    _check(a.stem_pool in STEM_POOLS, "stem_pool", f"must be one of {', '.join(STEM_POOLS)}, got {a.stem_pool!r}")
+
+    for i, (dim, heads) in enumerate(zip(a.dims, a.heads)):
+        _check(dim % heads == 0, "heads", f"stage {i}: width {dim} is not divisible by {heads} heads")
+    registries.STEMS.get(a.stem).validate(a)
+
+    reduction = 2 ** (a.stem_downsample + n - 1)
+    _check(a.img_size % reduction == 0, "img_size",
+           f"{a.img_size} is not divisible by the total downsampling {reduction} (stem and stages)")
+    for i, p in enumerate(a.patch_sizes):
+        side = a.stage_resolution(i)
+        _check(side % p == 0, "patch_sizes", f"stage {i}: feature map side {side} is not divisible by patch {p}")
+
+    _check(a.window % 2 == 1, "window", f"must be odd so the window is centred, got {a.window}")
+    if "ls_ssa" in a.attention:
+        for i, (kind, heads) in enumerate(zip(a.attention, a.heads)):
+            if kind == "ls_ssa":
+                _check(heads % len(a.dilations) == 0, "dilations",
+                       f"stage {i}: {heads} heads cannot be split evenly across {len(a.dilations)} dilation rates")
+    if a.mlp == "gwffn":
+        for i, dim in enumerate(a.dims):
+            hidden = dim * a.mlp_ratio
+            _check(hidden % a.group_width == 0, "group_width",
+                   f"stage {i}: hidden width {hidden} is not a multiple of group width {a.group_width}")
+

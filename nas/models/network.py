@@ -1,0 +1,69 @@
+"""The spiking vision transformer assembled from an ArchConfig: ``build_model(arch)``.
+
+    input [B, C, H, W] (repeated T times) or [T, B, C, H, W] (event frames)
+    -> stem -> stage 0 blocks -> (downsample -> stage i blocks) ... -> mean over T and space
+    -> Linear -> logits [B, classes]
+
+Block: ``x = x + attention(x); x = x + mlp(x)``; what the branches see (spikes or membrane
+values) follows ``arch.residual`` (see ``SpikingBranch``). The classifier is applied once to
+the mean over time and space, which equals the papers' per-step classifier averaged over T
+(both are linear).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.arch import ArchConfig
+from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, STEMS
+
+
+class Block(nn.Module):
+    def __init__(self, arch: ArchConfig, stage: int) -> None:
+        super().__init__()
+        self.attn = ATTENTION.get(arch.attention[stage])(arch, stage)
+        self.mlp = MLPS.get(arch.mlp)(arch, stage)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, C, H, W]
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+
+class SpikingTransformer(nn.Module):
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        self.arch = arch
+        self.stem = STEMS.get(arch.stem)(arch)
+        self.stages = nn.ModuleList()
+        for i, depth in enumerate(arch.depths):
+            stage = nn.Sequential()
+            if i > 0:
+                stage.add_module("downsample", DOWNSAMPLE.get(arch.downsample)(arch, i))
+            for j in range(depth):
+                stage.add_module(f"block{j}", Block(arch, i))
+            self.stages.append(stage)
+        self.head = nn.Linear(arch.dims[-1], arch.num_classes, bias=arch.head_bias)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Check the input and return ``[T, B, C, H, W]`` frames (images repeated T times)."""
+        a = self.arch
+        if x.dim() == 4:  # [B, C, H, W] static images: direct coding
+            x = x.unsqueeze(0).repeat(a.time_steps, 1, 1, 1, 1)  # [T, B, C, H, W]
+        elif x.dim() != 5:
+            raise ValueError(f"expected [B, C, H, W] images or [T, B, C, H, W] frames, got shape {tuple(x.shape)}")
+        if x.shape[2] != a.in_channels or x.shape[3] != a.img_size or x.shape[4] != a.img_size:
+            raise ValueError(
+                f"expected {a.in_channels} channels of {a.img_size}x{a.img_size}, got shape {tuple(x.shape)}")
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(self.frames(x))
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x.mean(dim=(0, 3, 4)))  # [T, B, C, H, W] -> [B, C] -> [B, classes]
+
+
+def build_model(arch: ArchConfig) -> SpikingTransformer:
+    """Build the network an ArchConfig describes (on the CPU; move it with ``.to(device)``)."""
+    return SpikingTransformer(arch)

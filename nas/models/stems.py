@@ -1,0 +1,131 @@
+"""Stems (patch embedding): the STEMS registry. ``[T, B, C_in, H, W] -> [T, B, dims[0], H', W']``
+with H' = H / 2^stem_downsample. Each class validates the ArchConfig fields it depends on.
+
+* ``sps``   Spiking Patch Splitting (Spikformer): 4 x [Conv3x3 (no bias) -> BN -> SN], channels
+            C_in -> D/8 -> D/4 -> D/2 -> D, with pooling after the last ``stem_downsample``
+            convs (2 on CIFAR, 4 on ImageNet); then the relative position embedding
+            x = x_feat + SN(BN(Conv3x3(x_feat))). ``stem_pool="spool"`` replaces max pooling of
+            spikes by LSFormer's response pooling (average of BN responses, then SN).
+* ``scs``   Spiking Convolutional Stem (Spikformer V2). The paper describes it only as "with
+            supplementary convolutional layers" and its layer list is not public; snnas's
+            interpretation: Conv3x3 -> BN -> SN, then per 2x reduction a stride-2
+            Conv3x3 -> BN -> SN followed by a supplementary stride-1 Conv3x3 -> BN -> SN.
+* ``conv7`` SpikingResformer ImageNet stem: Conv7x7 stride 2 (no bias) -> BN -> MaxPool3x3 stride 2
+            (no neuron; the first block's neuron spikes). Needs stem_downsample = 2.
+* ``conv3`` SpikingResformer CIFAR stem: Conv3x3 stride 1 -> BN. Needs stem_downsample = 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.arch import ArchConfig, ArchConfigError
+from nas.models.layers import ConvBN, SeqPool, arch_neuron
+from nas.models.registries import STEMS
+
+
+class _ConvBNSpike(nn.Module):
+    """ConvBN then neuron, with optional pooling of spikes (max) or responses (avg)."""
+
+    def __init__(self, arch: ArchConfig, c_in: int, c_out: int, *, stride: int = 1, pool: str | None = None):
+        super().__init__()
+        self.conv = ConvBN(c_in, c_out, 3, stride=stride, bias=False)
+        self.neuron = arch_neuron(arch)
+        self.pool = SeqPool(pool) if pool else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if self.pool is None:
+            return self.neuron(y)
+        if isinstance(self.pool.pool, nn.MaxPool2d):
+            return self.pool(self.neuron(y))  # max pooling of spikes (Spikformer)
+        return self.neuron(self.pool(y))  # response pooling (LSFormer)
+
+
+def _check_width(arch: ArchConfig) -> None:
+    if arch.dims[0] % 8 != 0:
+        raise ArchConfigError("dims", f"stem {arch.stem} needs dims[0] divisible by 8, got {arch.dims[0]}")
+    if not 0 <= arch.stem_downsample <= 4:
+        raise ArchConfigError("stem_downsample", f"stem {arch.stem} supports 0..4 reductions, got {arch.stem_downsample}")
+
+
+@STEMS.register("sps")
+class SPS(nn.Module):
+    NUM_CONVS = 4
+
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        _check_width(arch)
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        d = arch.dims[0]
+        widths = [arch.in_channels, d // 8, d // 4, d // 2, d]
+        pool = "max" if arch.stem_pool == "maxpool" else "avg"
+        first_pooled = self.NUM_CONVS - arch.stem_downsample
+        self.convs = nn.Sequential(*[
+            _ConvBNSpike(arch, widths[i], widths[i + 1], pool=pool if i >= first_pooled else None)
+            for i in range(self.NUM_CONVS)
+        ])
+        self.rpe = ConvBN(d, d, 3, bias=False)
+        self.rpe_neuron = arch_neuron(arch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.convs(x)  # [T, B, D, H', W'] spikes
+        return feat + self.rpe_neuron(self.rpe(feat))  # spike + spike: values in {0, 1, 2}
+
+
+@STEMS.register("scs")
+class SCS(nn.Module):
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        _check_width(arch)
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        d, n = arch.dims[0], arch.stem_downsample
+        width = max(d >> n, d // 8)
+        layers = [_ConvBNSpike(arch, arch.in_channels, width)]
+        for j in range(n):
+            out = d >> (n - 1 - j)
+            layers.append(_ConvBNSpike(arch, width, out, stride=2))
+            layers.append(_ConvBNSpike(arch, out, out))  # supplementary conv
+            width = out
+        if width != d:  # n == 0: lift to the embedding width
+            layers.append(_ConvBNSpike(arch, width, d))
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x)
+
+
+@STEMS.register("conv7")
+class Conv7Stem(nn.Module):
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        if arch.stem_downsample != 2:
+            raise ArchConfigError("stem_downsample", f"stem conv7 reduces by 4 (stem_downsample 2), got {arch.stem_downsample}")
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        self.conv = ConvBN(arch.in_channels, arch.dims[0], 7, stride=2, bias=False)
+        self.pool = SeqPool("max")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.conv(x))
+
+
+@STEMS.register("conv3")
+class Conv3Stem(nn.Module):
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        if arch.stem_downsample != 0:
+            raise ArchConfigError("stem_downsample", f"stem conv3 does not downsample (stem_downsample 0), got {arch.stem_downsample}")
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        self.conv = ConvBN(arch.in_channels, arch.dims[0], 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)

@@ -1,0 +1,130 @@
+"""Published variants of the seed architectures, as data: name -> ZooEntry.
+
+Each entry carries the ArchConfig that rebuilds the network, the parameter counting
+convention of its paper, and the paper's figures where the paper states them (``None`` where
+it does not; our own count is always computed, never copied). Sources:
+
+* Spikformer: Zhou et al., ICLR 2023, Tables 1 (CIFAR) and 3 (ImageNet); ImageNet q/k/v are
+  bias-free 1x1 convs, CIFAR q/k/v are Linear with bias; matmul order Q(K^T V) on ImageNet.
+* Spikformer V2: Zhou et al., arXiv 2401.02020 (SCS stem; its layers are an interpretation).
+* SpikingResformer: Shi, Hao & Yu, CVPR 2024, Table 1 (params exclude BatchNorm).
+* A2OS2A: Guo et al., CVPR 2025 (arXiv 2503.00226): Spike-driven Transformer backbone of the
+  same sizes as Spikformer 8-512 / 10-512.
+* LSFormer: arXiv 2605.13887 (abstract only public): an snnas configuration, not a published one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nas.arch import ArchConfig
+from nas.models.network import build_model
+from nas.models.params import count_parameters
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    arch: ArchConfig
+    paper: str
+    convention: str  # parameter convention of the paper: "all" or "no_bn" (see nas.models.params)
+    published_params_m: float | None = None  # millions, as printed in the paper
+    published: dict[str, float] = field(default_factory=dict)  # e.g. {"imagenet_top1": 74.81}
+    interpretation: str = ""  # what is snnas's reading rather than the paper's statement
+
+    def build(self):
+        return build_model(self.arch)
+
+    def params_m(self, convention: str | None = None) -> float:
+        """Our parameter count in millions (meta tensors: nothing is allocated)."""
+        import torch
+
+        with torch.device("meta"):
+            model = self.build()
+        return count_parameters(model, convention=convention or self.convention) / 1e6
+
+
+SPIKFORMER = "Spikformer (Zhou et al., ICLR 2023)"
+SPIKFORMER_V2 = "Spikformer V2 (Zhou et al., arXiv 2401.02020)"
+RESFORMER = "SpikingResformer (Shi et al., CVPR 2024)"
+A2OS2A = "A2OS2A Spiking Transformer (Guo et al., CVPR 2025)"
+LSFORMER = "LSFormer (arXiv 2605.13887)"
+
+IMAGENET = dict(img_size=224, num_classes=1000, time_steps=4)
+CIFAR10 = dict(img_size=32, num_classes=10, time_steps=4)
+
+
+def _spikformer_imagenet(depth: int, dim: int, **kw) -> ArchConfig:
+    return ArchConfig(**IMAGENET, stem="sps", stem_downsample=4, depths=(depth,), dims=(dim,),
+                      heads=(12 if dim == 768 else 8,), attention=("ssa",), patch_sizes=(1,),
+                      attn_order="kv_first", residual="spike", mlp="mlp", qkv_bias=False,
+                      proj_bias=True, head_bias=True, **kw)
+
+
+def _spikformer_cifar(depth: int, dim: int) -> ArchConfig:
+    return ArchConfig(**CIFAR10, stem="sps", stem_downsample=2, depths=(depth,), dims=(dim,),
+                      heads=(12 if dim == 384 else 8,), attention=("ssa",), patch_sizes=(1,),
+                      attn_order="qk_first", residual="spike", mlp="mlp", qkv_bias=True,
+                      proj_bias=True, head_bias=True)
+
+
+def _resformer(dims: tuple[int, int, int], heads: tuple[int, int, int], *, cifar: bool = False) -> ArchConfig:
+    data = dict(CIFAR10, stem="conv3", stem_downsample=0) if cifar else dict(IMAGENET, stem="conv7", stem_downsample=2)
+    return ArchConfig(**data, depths=(1, 2, 3), dims=dims, heads=heads, attention=("dssa",) * 3,
+                      patch_sizes=(4, 2, 1), downsample="conv", residual="membrane", mlp="gwffn",
+                      group_width=64, surrogate="atan", qkv_bias=False, proj_bias=False, head_bias=False)
+
+
+def _a2os2a(depth: int) -> ArchConfig:
+    return ArchConfig(**IMAGENET, stem="sps", stem_downsample=4, depths=(depth,), dims=(512,), heads=(8,),
+                      attention=("a2os2a",), patch_sizes=(1,), attn_order="kv_first", residual="membrane",
+                      mlp="mlp", qkv_bias=False, proj_bias=True, head_bias=True)
+
+
+_ENTRIES = [
+    ZooEntry("spikformer-8-384", _spikformer_imagenet(8, 384), SPIKFORMER, "all", 16.81,
+             {"imagenet_top1": 70.24, "energy_mj": 7.73}),
+    ZooEntry("spikformer-6-512", _spikformer_imagenet(6, 512), SPIKFORMER, "all", 23.37,
+             {"imagenet_top1": 72.46}),
+    ZooEntry("spikformer-8-512", _spikformer_imagenet(8, 512), SPIKFORMER, "all", 29.68,
+             {"imagenet_top1": 73.38, "energy_mj": 11.58}),
+    ZooEntry("spikformer-10-512", _spikformer_imagenet(10, 512), SPIKFORMER, "all", 36.01,
+             {"imagenet_top1": 73.68}),
+    ZooEntry("spikformer-8-768", _spikformer_imagenet(8, 768), SPIKFORMER, "all", 66.34,
+             {"imagenet_top1": 74.81, "energy_mj": 21.48}),
+    ZooEntry("spikformer-4-256", _spikformer_cifar(4, 256), SPIKFORMER, "all", 4.15),
+    ZooEntry("spikformer-2-384", _spikformer_cifar(2, 384), SPIKFORMER, "all", 5.76),
+    ZooEntry("spikformer-4-384", _spikformer_cifar(4, 384), SPIKFORMER, "all", 9.32, {"cifar10_top1": 95.19}),
+    ZooEntry("spikformer-v2-8-512", _spikformer_imagenet(8, 512).replace(stem="scs"), SPIKFORMER_V2, "all",
+             None, {"imagenet_top1": 80.38},
+             interpretation="SCS layer list not public: snnas's strided + supplementary conv stem"),
+    ZooEntry("spikingresformer-ti", _resformer((64, 192, 384), (1, 3, 6)), RESFORMER, "no_bn", 11.14,
+             {"imagenet_top1": 74.34, "energy_mj": 2.46}),
+    ZooEntry("spikingresformer-s", _resformer((64, 256, 512), (1, 4, 8)), RESFORMER, "no_bn", 17.76,
+             {"imagenet_top1": 75.95, "energy_mj": 3.37}),
+    ZooEntry("spikingresformer-m", _resformer((64, 384, 768), (1, 6, 12)), RESFORMER, "no_bn", None,
+             {"imagenet_top1": 77.24}),
+    ZooEntry("spikingresformer-l", _resformer((128, 512, 1024), (2, 8, 16)), RESFORMER, "no_bn", None,
+             {"imagenet_top1": 78.77}),
+    ZooEntry("spikingresformer-cifar", _resformer((64, 192, 384), (1, 3, 6), cifar=True), RESFORMER, "no_bn",
+             None, {"cifar10_top1": 97.40}),
+    ZooEntry("a2os2a-8-512", _a2os2a(8), A2OS2A, "all", None,
+             interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer"),
+    ZooEntry("a2os2a-10-512", _a2os2a(10), A2OS2A, "all", None, {"imagenet_top1": 78.66},
+             interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer"),
+    ZooEntry("lsformer-4-384-tinyimagenet",
+             ArchConfig(img_size=64, num_classes=200, time_steps=4, stem="sps", stem_downsample=3, stem_pool="spool",
+                        depths=(4,), dims=(384,), heads=(6,), attention=("ls_ssa",), patch_sizes=(1,), window=3,
+                        dilations=(1, 2, 3), residual="spike", mlp="mlp", qkv_bias=False, proj_bias=True),
+             LSFORMER, "all", None,
+             interpretation="window 3, dilations (1, 2, 3) and SPooling are snnas's reading of the abstract"),
+]
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
+
+
+def get(name: str) -> ZooEntry:
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise KeyError(f"unknown zoo model {name!r}; see `snnas zoo` for the list") from None
