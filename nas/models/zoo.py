@@ -112,12 +112,12 @@ _ENTRIES = [
              interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer"),
     ZooEntry("a2os2a-10-512", _a2os2a(10), A2OS2A, "all", None, {"imagenet_top1": 78.66},
              interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer"),
-    ZooEntry("lsformer-4-384-tinyimagenet",
+    ZooEntry("lsformer-4-384",
              ArchConfig(img_size=64, num_classes=200, time_steps=4, stem="sps", stem_downsample=3, stem_pool="spool",
                         depths=(4,), dims=(384,), heads=(6,), attention=("ls_ssa",), patch_sizes=(1,), window=3,
                         dilations=(1, 2, 3), residual="spike", mlp="mlp", qkv_bias=False, proj_bias=True),
              LSFORMER, "all", None,
-             interpretation="window 3, dilations (1, 2, 3) and SPooling are snnas's reading of the abstract"),
+             interpretation="Tiny-ImageNet 64x64 setting; window 3, dilations (1, 2, 3) and SPooling are snnas's reading of the abstract"),
 ]
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}

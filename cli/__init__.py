@@ -1,0 +1,1 @@
+"""snnas.cli: the ``snnas`` command line (typer + rich live only here)."""

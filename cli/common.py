@@ -1,0 +1,40 @@
+"""Shared CLI pieces: output formats, the console, and the one-line error convention."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+
+from rich.console import Console
+
+DEBUG_ENV = "SNNAS_DEBUG"
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line on stderr, exit code 2."""
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def report_error(exc: BaseException) -> int:
+    """Print ``exc`` as one line on stderr and return the exit code."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, KeyError) and message.startswith(("'", '"')):
+        message = message[1:-1]  # KeyError quotes its message
+    known = (CliError, ValueError, KeyError, OSError)
+    prefix = "error" if isinstance(exc, known) else f"internal error ({type(exc).__name__})"
+    hint = "" if isinstance(exc, known) else f" (set {DEBUG_ENV}=1 or pass --debug for the traceback)"
+    print(f"snnas: {prefix}: {message}{hint}", file=sys.stderr)
+    return 2

@@ -1,0 +1,59 @@
+"""The ``snnas`` application: one command per module, registered here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from cli import zoo
+from cli.common import DEBUG_ENV, debug_enabled, report_error
+
+app = typer.Typer(
+    name="snnas",
+    help="Hardware-aware architecture search and energy estimation for spiking vision transformers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nas import __version__
+
+        print(f"snnas {__version__}")
+        raise typer.Exit()
+
+
+def _debug(value: bool) -> None:
+    if value:
+        os.environ[DEBUG_ENV] = "1"
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", callback=_debug, is_eager=True, help="Show tracebacks on errors."),
+) -> None:
+    """snnas: search spiking transformers for accuracy per joule, and price any spiking model's energy."""
+
+
+app.command("zoo")(zoo.zoo)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("snnas: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # one clear line, no traceback, unless debugging
+        if debug_enabled():
+            raise
+        sys.exit(report_error(exc))
+
+
+if __name__ == "__main__":
+    main()

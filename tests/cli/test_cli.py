@@ -1,0 +1,49 @@
+"""The real ``snnas`` command, run as a subprocess."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+from nas.models.zoo import ZOO
+
+
+def snnas(*args):
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help():
+    from nas import __version__
+
+    assert snnas("--version").stdout.strip() == f"snnas {__version__}"
+    out = snnas("--help")
+    assert out.returncode == 0 and "zoo" in out.stdout
+
+
+def test_zoo_json_lists_every_variant_with_ours_beside_the_published_count():
+    out = snnas("zoo", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["name"] for r in rows] == list(ZOO)
+    for row in rows:
+        assert {"name", "params_m", "published_params_m", "convention"} <= set(row)
+        assert row["convention"] in ("all", "no_bn")
+        if row["published_params_m"] is not None:
+            assert abs(row["params_m"] - row["published_params_m"]) <= 0.01, row["name"]
+    ti = next(r for r in rows if r["name"] == "spikingresformer-ti")
+    assert ti["params_m"] == ti["params_m_no_bn"] < ti["params_m_all"]
+
+
+def test_zoo_table_and_csv_name_every_variant():
+    table = snnas("zoo")
+    assert table.returncode == 0
+    assert all(name in table.stdout for name in ZOO)
+    rows = list(csv.DictReader(io.StringIO(snnas("zoo", "--format", "csv").stdout)))
+    assert [r["name"] for r in rows] == list(ZOO)
+
+
+def test_bad_option_value_is_one_clear_error_without_traceback():
+    out = snnas("zoo", "--format", "xml")
+    assert out.returncode == 2
+    assert "xml" in out.stderr and "Traceback" not in out.stderr

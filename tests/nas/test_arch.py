@@ -1,0 +1,64 @@
+import pytest
+
+from nas.arch import ArchConfig, ArchConfigError
+from nas.models.zoo import ZOO
+from tests.conftest import tiny_arch
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        (dict(attention=("ssa", "softmax")), "attention"),
+        (dict(neuron="izhikevich"), "neuron"),
+        (dict(stem="vit"), "stem"),
+        (dict(downsample="avgpool"), "downsample"),
+        (dict(mlp="moe"), "mlp"),
+        (dict(residual="dense"), "residual"),
+        (dict(heads=(3, 4)), "heads"),  # 16 not divisible by 3
+        (dict(dims=(16,)), "dims"),  # one entry for two stages
+        (dict(depths=(1, 0)), "depths"),
+        (dict(img_size=18), "img_size"),  # not divisible by 2^(1+1)
+        (dict(patch_sizes=(3, 1)), "patch_sizes"),  # 8x8 map, patch 3
+        (dict(window=4), "window"),
+        (dict(attention=("ls_ssa", "ls_ssa"), heads=(2, 4), dilations=(1, 2, 3)), "dilations"),
+        (dict(mlp="gwffn", group_width=12), "group_width"),
+        (dict(dims=(12, 24), heads=(2, 4)), "dims"),  # sps needs dims[0] % 8 == 0
+        (dict(stem="conv7", stem_downsample=1), "stem_downsample"),
+        (dict(time_steps=0), "time_steps"),
+        (dict(time_steps=2.5), "time_steps"),
+        (dict(qkv_bias="yes"), "qkv_bias"),
+        (dict(num_classes=1), "num_classes"),
+        (dict(depths=3), "depths"),
+    ],
+)
+def test_invalid_fields_raise_an_error_naming_the_field(changes, field):
+    with pytest.raises(ArchConfigError) as info:
+        tiny_arch(**changes)
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}:")
+
+
+def test_from_dict_refuses_unknown_keys_instead_of_ignoring_them():
+    data = tiny_arch().to_dict()
+    data["dimz"] = [16, 32]
+    with pytest.raises(ArchConfigError, match="dimz"):
+        ArchConfig.from_dict(data)
+
+
+def test_dict_round_trip_keeps_every_zoo_architecture_equal():
+    for entry in ZOO.values():
+        data = entry.arch.to_dict()
+        assert isinstance(data["dims"], list)
+        assert ArchConfig.from_dict(data) == entry.arch
+
+
+def test_lists_become_tuples_so_configs_are_hashable():
+    arch = tiny_arch(dims=[16, 32], depths=[1, 2])
+    assert arch.dims == (16, 32) and arch.depths == (1, 2)
+    assert hash(arch) == hash(tiny_arch(dims=(16, 32), depths=(1, 2)))
+
+
+def test_stage_resolution_follows_stem_and_stage_downsampling():
+    arch = tiny_arch()
+    assert [arch.stage_resolution(i) for i in range(arch.num_stages)] == [8, 4]
+    assert arch.depth == 2
