@@ -38,3 +38,16 @@ def report_error(exc: BaseException) -> int:
     hint = "" if isinstance(exc, known) else f" (set {DEBUG_ENV}=1 or pass --debug for the traceback)"
     print(f"snnas: {prefix}: {message}{hint}", file=sys.stderr)
     return 2
+
+
+def resolve_device(name: str):
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CliError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise CliError(f"--device {name!r}: expected auto, cpu or cuda")
+    return torch.device(name)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import zoo
+from cli import energy, profiles, zoo
 from cli.common import DEBUG_ENV, debug_enabled, report_error
 
 app = typer.Typer(
@@ -41,6 +41,8 @@ def root(
 
 
 app.command("zoo")(zoo.zoo)
+app.command("energy")(energy.energy)
+app.command("profiles")(profiles.profiles)
 
 
 def main() -> None:

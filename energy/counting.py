@@ -175,6 +175,7 @@ class _Counter(TorchDispatchMode):
         self.layers: dict[str, LayerCounts] = {}
         self.unsupported: Counter = Counter()
         self.neuron_depth = 0
+        self.scripted = isinstance(model, torch.jit.ScriptModule)
         self.handlers: dict[str, Callable] = {
             "convolution": self._conv, "mm": self._mm, "addmm": self._addmm, "bmm": self._bmm,
             "baddbmm": self._baddbmm,
@@ -189,9 +190,11 @@ class _Counter(TorchDispatchMode):
         }
 
     # -------------------------------------------------------------- module stack
-    def layer(self) -> LayerCounts:
+    def layer(self, op: str | None = None) -> LayerCounts:
         module = self.stack[-1] if self.stack else self.model
         name = self.names.get(module, type(module).__name__)
+        if self.scripted and op is not None:  # no module hooks in TorchScript: one row per synaptic op
+            name = f"{op}.{sum(1 for lc in self.layers.values() if lc.records)}"
         if name not in self.layers:
             own = sum(p.numel() for p in module.parameters(recurse=False))
             self.layers[name] = LayerCounts(name, type(module).__name__, len(self.layers), params=own)
@@ -228,7 +231,7 @@ class _Counter(TorchDispatchMode):
     # -------------------------------------------------------------- synaptic ops
     def _record(self, rec: OpRecord, inp: Operand, out) -> None:
         rec.in_numel, rec.out_numel = float(inp.numel), float(_numel(out))
-        layer = self.layer()
+        layer = self.layer(rec.op)
         layer.records.append(rec)
         layer.in_nnz += inp.nnz
         layer.in_numel += inp.numel
@@ -342,7 +345,9 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
     ``batch_size`` defaults to ``inputs.shape[0]``; pass it for inputs whose batch axis is not
     first (e.g. ``[T, B, C, H, W]`` event frames). ``effective=True`` also counts NeuroBench's
     effective synaptic operations (non-zero input x non-zero weight), at the cost of re-running
-    each conv and linear. The model runs in eval mode without gradients; its neurons are reset
+    each conv and linear. TorchScript modules accept no Python hooks: their ops are counted
+    exactly but reported one row per synaptic op, and neuron internals appear as elementwise
+    ops (prefer a torch.export file or an snnas model). The model runs in eval mode without gradients; its neurons are reset
     before the pass (spikingjelly's ``reset_net``) so counts do not depend on earlier calls.
     """
     args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
@@ -353,7 +358,7 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
     _reset_neurons(model)
     counter = _Counter(model, effective=effective)
     handles = []
-    for module in model.modules():
+    for module in ([] if counter.scripted else model.modules()):  # TorchScript refuses Python hooks
         handles.append(module.register_forward_pre_hook(counter.pre_hook))
         handles.append(module.register_forward_hook(counter.post_hook))
     was_training = model.training

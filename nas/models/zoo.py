@@ -10,6 +10,8 @@ it does not; our own count is always computed, never copied). Sources:
 * SpikingResformer: Shi, Hao & Yu, CVPR 2024, Table 1 (params exclude BatchNorm).
 * A2OS2A: Guo et al., CVPR 2025 (arXiv 2503.00226): Spike-driven Transformer backbone of the
   same sizes as Spikformer 8-512 / 10-512.
+* Spikingformer: Zhou et al., arXiv 2304.11954: Spikformer's shapes with membrane (MS) shortcuts;
+  its public ImageNet log is the energy regression case of ``energy``.
 * LSFormer: arXiv 2605.13887 (abstract only public): an snnas configuration, not a published one.
 """
 
@@ -49,6 +51,7 @@ SPIKFORMER_V2 = "Spikformer V2 (Zhou et al., arXiv 2401.02020)"
 RESFORMER = "SpikingResformer (Shi et al., CVPR 2024)"
 A2OS2A = "A2OS2A Spiking Transformer (Guo et al., CVPR 2025)"
 LSFORMER = "LSFormer (arXiv 2605.13887)"
+SPIKINGFORMER = "Spikingformer (Zhou et al., arXiv 2304.11954)"
 
 IMAGENET = dict(img_size=224, num_classes=1000, time_steps=4)
 CIFAR10 = dict(img_size=32, num_classes=10, time_steps=4)
@@ -92,6 +95,8 @@ _ENTRIES = [
              {"imagenet_top1": 73.68}),
     ZooEntry("spikformer-8-768", _spikformer_imagenet(8, 768), SPIKFORMER, "all", 66.34,
              {"imagenet_top1": 74.81, "energy_mj": 21.48}),
+    ZooEntry("spikingformer-8-512", _spikformer_imagenet(8, 512).replace(residual="membrane"), SPIKINGFORMER, "all",
+             29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46}),
     ZooEntry("spikformer-4-256", _spikformer_cifar(4, 256), SPIKFORMER, "all", 4.15),
     ZooEntry("spikformer-2-384", _spikformer_cifar(2, 384), SPIKFORMER, "all", 5.76),
     ZooEntry("spikformer-4-384", _spikformer_cifar(4, 384), SPIKFORMER, "all", 9.32, {"cifar10_top1": 95.19}),

@@ -1,0 +1,45 @@
+"""``snnas profiles``: the hardware profiles and their sourced figures."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich import box
+from rich.table import Table
+
+from cli.common import OutputFormat, console
+
+
+def profiles(
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    show: str = typer.Option(None, "--show", help="Print one profile's terms with sources and evidence."),
+) -> None:
+    """List the hardware profiles (45 nm CMOS regimes and neuromorphic chips). Unknown figures are null."""
+    from energy.profile import builtin_profile_names, load_profile
+
+    names = [show] if show else builtin_profile_names()
+    loaded = [load_profile(n) for n in names]
+    if fmt is OutputFormat.json:
+        print(json.dumps([{"name": p.name, "title": p.title, "kind": p.kind, "regime": p.regime,
+                           "terms": {k: {"value": t.value, "source": t.source, "evidence": t.evidence}
+                                     for k, t in p.terms.items()}, "memory": p.memory is not None} for p in loaded],
+                         indent=2))
+        return
+    if show:
+        p = loaded[0]
+        table = Table(title=f"{p.name}: {p.title} ({p.regime})", box=box.SIMPLE_HEAD)
+        for col in ("term", "pJ", "evidence", "source"):
+            table.add_column(col)
+        for k, t in p.terms.items():
+            table.add_row(k, "null" if t.value is None else f"{t.value:g}", t.evidence, t.source)
+        console.print(table)
+        return
+    table = Table(title="hardware profiles (pJ; null = not published)", box=box.SIMPLE_HEAD)
+    for col in ("name", "regime", "MAC", "AC", "neuron", "add", "memory"):
+        table.add_column(col, justify="left" if col in ("name", "regime") else "right", no_wrap=True)
+    fmt_v = lambda v: "null" if v is None else f"{v:g}"  # noqa: E731
+    for p in loaded:
+        table.add_row(p.name, p.regime, fmt_v(p.value("mac_pj")), fmt_v(p.value("ac_pj")),
+                      fmt_v(p.value("neuron_update_pj")), fmt_v(p.value("add_pj")), "yes" if p.memory else "-")
+    console.print(table)

@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch import nn
+
+from energy.counting import count_ops
+from energy.estimate import estimate
+from energy.profile import ProfileError, builtin_profile_names, load_profile
+
+HOROWITZ = {"45nm-fp32": (4.6, 0.9), "45nm-fp16": (1.5, 0.4), "45nm-int32": (3.2, 0.1), "45nm-int8": (0.23, 0.03)}
+
+
+@pytest.mark.parametrize("name", builtin_profile_names())
+def test_every_builtin_profile_names_a_source_and_evidence_for_every_term(name):
+    profile = load_profile(name)
+    assert profile.source and profile.regime
+    for term in profile.terms.values():
+        assert term.source and term.evidence
+        assert term.value is None or term.value >= 0
+
+
+@pytest.mark.parametrize("name, mac_ac", HOROWITZ.items())
+def test_45nm_regimes_follow_horowitz(name, mac_ac):
+    profile = load_profile(name)
+    assert (profile.value("mac_pj"), profile.value("ac_pj")) == mac_ac
+
+
+def test_an_estimate_needing_an_unknown_term_is_incomplete_and_names_it():
+    counts = count_ops(nn.Linear(3, 2), torch.rand(1, 3))  # real input: one MAC-driven layer
+    result = estimate(counts, load_profile("loihi"))
+    assert not result.complete and result.missing == ["mac_pj"]
+    assert estimate(counts, load_profile("45nm-fp32")).total_mj == pytest.approx(6 * 4.6e-9)
+
+
+def test_user_profile_files_are_validated_strictly(tmp_path):
+    good = tmp_path / "mine.yaml"
+    good.write_text(open(load_profile.__code__.co_filename.replace("profile.py", "profiles/45nm-fp32.yaml")).read()
+                    .replace("name: 45nm-fp32", "name: mine"))
+    assert load_profile(str(good)).name == "mine"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("value: 0.9", "value: -1", 1))
+    with pytest.raises(ProfileError, match="value"):
+        load_profile(str(bad))
+    with pytest.raises(ProfileError, match="no such profile file"):
+        load_profile(str(tmp_path / "absent.yaml"))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(good.read_text().replace("ac_pj:", "acc_pj:", 1))
+    with pytest.raises(ProfileError, match="acc_pj"):
+        load_profile(str(typo))
+
+
+def test_memory_mode_adds_sram_traffic_after_lemaire():
+    counts = count_ops(nn.Linear(3, 2, bias=False), torch.ones(1, 3))
+    profile = load_profile("45nm-fp32")
+    plain = estimate(counts, profile)
+    with_memory = estimate(counts, profile, memory=True)
+    assert with_memory.total_mj > plain.total_mj and "memory" in with_memory.by_term_mj
+    assert estimate(counts, load_profile("loihi"), memory=True).missing == ["memory"]  # binary input: ACs only
