@@ -144,3 +144,14 @@ def test_counting_leaves_the_model_in_its_mode_and_its_neurons_reset():
     first = count_ops(model, torch.rand(2, 3, 16, 16) * 5)
     again = count_ops(model, torch.rand(2, 3, 16, 16) * 5)
     assert first.total("dense") == again.total("dense")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", __import__("nas.models.zoo", fromlist=["ZOO"]).ZOO)
+def test_every_zoo_model_is_counted_with_no_unsupported_op(name):
+    from nas.models.zoo import get
+
+    arch = get(name).arch.replace(time_steps=1)
+    counts = count_ops(build_model(arch), torch.rand(1, arch.in_channels, arch.img_size, arch.img_size))
+    assert counts.unsupported == {}
+    assert counts.total("macs") > 0 and counts.total("dense") > counts.total("macs")
