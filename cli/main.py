@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import energy, profiles, zoo
+from cli import energy, profiles, report, search, space, zoo
 from cli.common import DEBUG_ENV, debug_enabled, report_error
 
 app = typer.Typer(
@@ -40,6 +40,9 @@ def root(
     """snnas: search spiking transformers for accuracy per joule, and price any spiking model's energy."""
 
 
+app.command("search")(search.search)
+app.command("report")(report.report)
+app.add_typer(space.app, name="space")
 app.command("zoo")(zoo.zoo)
 app.command("energy")(energy.energy)
 app.command("profiles")(profiles.profiles)

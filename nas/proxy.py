@@ -1,0 +1,181 @@
+"""Proxies that rank candidates: short training on real data, and the SAHD zero-cost score.
+
+``train_proxy`` trains a candidate for a fixed number of steps with the same seed, the same
+batches and the same held-out split for every candidate, measures held-out accuracy, then
+counts its operations on held-out samples (real firing rates of the trained network).
+``sahd_score`` is SNASNet's sparsity-aware Hamming distance score (Kim et al., ECCV 2022),
+computed on a fresh copy of the candidate, so it has no side effect on training.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from energy.counting import OpCounts, count_ops, is_neuron
+from nas.arch import ArchConfig
+from nas.data import ProxySplit
+from nas.models import build_model
+
+
+class CandidateFailed(RuntimeError):
+    """A candidate could not be evaluated (NaN loss, out of memory, ...); the search goes on."""
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    steps: int = 100  # optimiser steps per candidate
+    batch_size: int = 64
+    lr: float = 1e-2  # AdamW peak learning rate: linear warm-up, then cosine decay to zero
+    warmup_steps: int = 10
+    weight_decay: float = 0.01
+    seed: int = 0  # init seed and batch order, identical for every candidate
+    eval_batch: int = 250
+    energy_samples: int = 64  # held-out samples the operations are counted on
+    zero_cost_batch: int = 32
+
+
+@dataclass
+class ProxyResult:
+    accuracy: float  # held-out top-1, in [0, 1]
+    loss: float  # mean training loss over the last 10 steps
+    counts: OpCounts  # per-sample counts on held-out data
+    train_time_s: float
+    eval_time_s: float
+    count_time_s: float
+    zero_cost: float | None = None
+
+
+def _lr(step: int, s: ProxySettings) -> float:
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    progress = (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+    return s.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_candidate(arch: ArchConfig, *, seed: int, device: torch.device) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model(arch).to(device)
+
+
+def train(model: nn.Module, split: ProxySplit, settings: ProxySettings, device: torch.device) -> float:
+    """Train in place for ``settings.steps`` steps; returns the mean loss of the last 10 steps."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    order = torch.Generator().manual_seed(settings.seed)
+    n = len(split.train_y)
+    losses: list[float] = []
+    model.train()
+    for step in range(settings.steps):
+        idx = torch.randint(n, (min(settings.batch_size, n),), generator=order)
+        x, y = split.train_x[idx].to(device), split.train_y[idx].to(device)
+        for group in optimiser.param_groups:
+            group["lr"] = _lr(step, settings)
+        functional.reset_net(model)
+        loss = F.cross_entropy(model(x), y)
+        if not torch.isfinite(loss):
+            raise CandidateFailed(f"training loss became {loss.item()} at step {step}")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return sum(losses[-10:]) / max(1, len(losses[-10:]))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(y), batch):
+        functional.reset_net(model)
+        logits = model(x[start:start + batch].to(device))
+        correct += int((logits.argmax(dim=1).cpu() == y[start:start + batch]).sum())
+    functional.reset_net(model)
+    return correct / len(y)
+
+
+@torch.no_grad()
+def sahd_score(model: nn.Module, batches: list[torch.Tensor]) -> float:
+    """SNASNet's score: log|det K| with K accumulated over every neuron layer and time step.
+
+    For binary patterns x_i (one sample's spikes at one layer and step, length N_A), firing
+    fraction s_i and Hamming distance d_H(i, j):
+        K_ij += N_A - 0.5 * d_H(i, j) / (s_i (1 - s_j) + (1 - s_i) s_j + 1e-3)
+    Score = log|det(K / number of accumulations)|, averaged over the batches. Neurons run in
+    training mode (batch statistics) on a copy of the model.
+    """
+    probe = copy.deepcopy(model).train()
+    scores = []
+    for x in batches:
+        b = x.shape[0]
+        kernel = torch.zeros(b, b, dtype=torch.float64)
+        seen = [0]
+
+        def hook(module, args, out):
+            spikes = out.detach().abs().double()  # [T, B, ...]
+            for t in range(spikes.shape[0]):
+                p = spikes[t].reshape(b, -1).clamp(max=1.0)
+                n_a = p.shape[1]
+                s = p.mean(dim=1)
+                hamming = p @ (1 - p).T + (1 - p) @ p.T
+                norm = s[:, None] * (1 - s[None, :]) + (1 - s[:, None]) * s[None, :]
+                kernel.add_(n_a - 0.5 * hamming / (norm + 1e-3))
+                seen[0] += 1
+
+        handles = [m.register_forward_hook(hook) for m in probe.modules() if is_neuron(m)]
+        functional.reset_net(probe)
+        probe(x)
+        for h in handles:
+            h.remove()
+        if seen[0] == 0:
+            raise CandidateFailed("no spiking neuron found for the zero-cost score")
+        scores.append(float(torch.linalg.slogdet(kernel / seen[0])[1]))
+    return sum(scores) / len(scores)
+
+
+def zero_cost_batches(split: ProxySplit, settings: ProxySettings) -> list[torch.Tensor]:
+    """Two fixed training batches of distinct images (a repeated image makes K singular), the same for
+    every candidate."""
+    g = torch.Generator().manual_seed(settings.seed + 1)
+    n = len(split.train_y)
+    order = torch.randperm(n, generator=g)
+    b = min(settings.zero_cost_batch, max(2, n // 2))
+    return [split.train_x[order[:b]], split.train_x[order[b:2 * b]] if n >= 2 * b else split.train_x[order[-b:]]]
+
+
+def train_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *, device: torch.device,
+                zero_cost: bool = True) -> ProxyResult:
+    """Short training, held-out accuracy, and per-sample counts of the trained candidate."""
+    model = build_candidate(arch, seed=settings.seed, device=device)
+    try:
+        score = sahd_score(model, [b.to(device) for b in zero_cost_batches(split, settings)]) if zero_cost else None
+        score = score if score is not None and math.isfinite(score) else None  # singular kernel: undefined
+        start = time.perf_counter()
+        loss = train(model, split, settings, device)
+        trained = time.perf_counter()
+        acc = accuracy(model, split.val_x, split.val_y, batch=settings.eval_batch, device=device)
+        evaluated = time.perf_counter()
+        counts = count_ops(model, split.val_x[:settings.energy_samples].to(device))
+        counted = time.perf_counter()
+    except torch.OutOfMemoryError as exc:
+        raise CandidateFailed(f"out of memory: {str(exc).splitlines()[0][:160]}") from None
+    return ProxyResult(acc, loss, counts, trained - start, evaluated - trained, counted - evaluated, score)
+
+
+def zero_cost_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *,
+                    device: torch.device) -> ProxyResult:
+    """Training-free: the SAHD score stands for accuracy; counts are taken on the untrained network."""
+    model = build_candidate(arch, seed=settings.seed, device=device)
+    start = time.perf_counter()
+    score = sahd_score(model, [b.to(device) for b in zero_cost_batches(split, settings)])
+    if not math.isfinite(score):
+        raise CandidateFailed("zero-cost score undefined: every sample gives the same spike patterns")
+    scored = time.perf_counter()
+    counts = count_ops(model, split.val_x[:settings.energy_samples].to(device))
+    return ProxyResult(float("nan"), float("nan"), counts, 0.0, scored - start, time.perf_counter() - scored, score)

@@ -1,0 +1,263 @@
+"""The search space: ``space.yaml`` -> ``SearchSpace`` -> ``suggest(trial) -> ArchConfig``.
+
+Strict: an unknown key, a misspelt or unregistered choice, a wrong type or an empty range is
+a ``SpaceError`` naming the key's path (``per_stage.attention[2]``). Sampling always gives a
+valid ArchConfig: widths are heads x head_dim, and the few choices that depend on others are
+repaired deterministically (a DSSA patch that does not divide the feature map falls back to
+the largest that does; LS-SSA dilation lists whose length does not divide the heads fall back
+to the longest that does; the GWFFN group width is the largest power of two <= 64 dividing
+every hidden width; conv7 / conv3 stems fix their own reduction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from nas.arch import ATTN_ORDERS, RESIDUALS, STEM_POOLS, ArchConfig, ArchConfigError
+from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, SURROGATES
+
+PER_STAGE = {"depth": int, "heads": int, "head_dim": int, "attention": str, "patch_size": int}
+NAMED = {"stem": STEMS, "downsample": DOWNSAMPLE, "neuron": NEURONS, "surrogate": SURROGATES, "mlp": MLPS,
+         "attention": ATTENTION, "residual": RESIDUALS, "attn_order": ATTN_ORDERS, "stem_pool": STEM_POOLS}
+FIXED_REDUCTION = {"conv7": 2, "conv3": 0}  # stems whose reduction is part of their design
+_DATA_FIELDS = {"img_size", "in_channels", "num_classes"}
+_STAGE_FIELDS = {"depths", "dims", "heads", "attention", "patch_sizes"}
+GLOBAL_TYPES = {f.name: f.type for f in dataclasses.fields(ArchConfig)
+                if f.name not in _DATA_FIELDS | _STAGE_FIELDS | {"notes"}}
+_PY = {"int": int, "str": str, "bool": bool, "tuple[int, ...]": list}
+
+
+class SpaceError(ValueError):
+    """The space file is invalid; ``path`` names the key."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable or fixed value."""
+
+    path: str
+    choices: tuple | None = None  # categorical
+    low: int | None = None  # integer range
+    high: int | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return self.choices is not None and len(self.choices) == 1
+
+    def values(self) -> list:
+        return list(self.choices) if self.choices is not None else list(range(self.low, self.high + 1))
+
+    def suggest(self, trial, name: str):
+        if self.choices is not None:
+            if self.fixed:
+                return self.choices[0]
+            encoded = [_encode(c) for c in self.choices]
+            return _decode(trial.suggest_categorical(name, encoded))
+        return trial.suggest_int(name, self.low, self.high)
+
+
+def _encode(value):  # optuna categorical choices must be scalars
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _decode(value):
+    if isinstance(value, str) and value and all(part.strip().isdigit() for part in value.split(",")):
+        return tuple(int(v) for v in value.split(","))
+    return value
+
+
+def _check_value(path: str, key: str, value: Any, kind) -> Any:
+    if kind is list:  # a list of integers (dilations)
+        if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                               and v >= 1 for v in value):
+            raise SpaceError(path, f"expected a non-empty list of positive integers, got {value!r}")
+        return tuple(value)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise SpaceError(path, f"expected an integer, got {value!r}")
+    if kind is bool and not isinstance(value, bool):
+        raise SpaceError(path, f"expected true or false, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise SpaceError(path, f"expected a name, got {value!r}")
+    if key in NAMED and value not in NAMED[key]:
+        raise SpaceError(path, f"unknown {key} {value!r}; choose from {', '.join(NAMED[key])}")
+    if kind is int and value < (0 if key == "stem_downsample" else 1):
+        raise SpaceError(path, f"must be positive, got {value}")
+    return value
+
+
+def _param(path: str, key: str, spec: Any, kind) -> Param:
+    if isinstance(spec, Mapping):
+        if kind is not int:
+            raise SpaceError(path, "a {low, high} range is only for integer keys")
+        if set(spec) != {"low", "high"}:
+            raise SpaceError(path, f"a range needs exactly low and high, got {', '.join(map(str, spec)) or 'nothing'}")
+        low = _check_value(f"{path}.low", key, spec["low"], int)
+        high = _check_value(f"{path}.high", key, spec["high"], int)
+        if low > high:
+            raise SpaceError(path, f"empty range: low {low} > high {high}")
+        return Param(path, low=low, high=high)
+    is_list_choice = isinstance(spec, list) and (kind is not list or (spec and isinstance(spec[0], list)))
+    if is_list_choice:
+        if not spec:
+            raise SpaceError(path, "empty list of choices")
+        values = tuple(_check_value(f"{path}[{i}]", key, v, kind) for i, v in enumerate(spec))
+        if len(set(values)) != len(values):
+            raise SpaceError(path, f"repeated choices in {spec!r}")
+        return Param(path, choices=values)
+    return Param(path, choices=(_check_value(path, key, spec, kind),))
+
+
+@dataclass(frozen=True)
+class DataShape:
+    img_size: int
+    in_channels: int
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    stages: Param
+    per_stage: Mapping[str, Param]
+    globals: Mapping[str, Param]
+    source: str  # the file it came from
+    digest: str  # sha256 of the normalised space, stored with a study
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SearchSpace":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise SpaceError(str(path), "no such space file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpaceError(str(path), f"cannot read ({exc})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise SpaceError(str(path), f"malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<space>") -> "SearchSpace":
+        if not isinstance(data, Mapping):
+            raise SpaceError("<root>", f"expected a mapping with stages, per_stage and global, got {type(data).__name__}")
+        unknown = sorted(set(map(str, data)) - {"version", "stages", "per_stage", "global"})
+        if unknown:
+            raise SpaceError(unknown[0], "unknown key; expected version, stages, per_stage, global")
+        if data.get("version", 1) != 1:
+            raise SpaceError("version", f"unsupported version {data.get('version')!r}; this snnas reads version 1")
+        for key in ("stages", "per_stage", "global"):
+            if key not in data:
+                raise SpaceError(key, "missing")
+        stages = _param("stages", "stages", data["stages"], int)
+        per_stage = cls._section("per_stage", data["per_stage"], PER_STAGE, required=PER_STAGE)
+        globals_ = cls._section("global", data["global"], {k: _PY[t] for k, t in GLOBAL_TYPES.items()}, required=())
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        space = cls(stages, per_stage, globals_, source, digest)
+        space._check_static()
+        return space
+
+    @staticmethod
+    def _section(name: str, data: Any, types: Mapping[str, Any], *, required) -> dict[str, Param]:
+        if not isinstance(data, Mapping):
+            raise SpaceError(name, "expected a mapping of key -> choices")
+        out = {}
+        for key, spec in data.items():
+            if key not in types:
+                raise SpaceError(f"{name}.{key}", f"unknown key; known: {', '.join(sorted(types))}")
+            out[key] = _param(f"{name}.{key}", key, spec, types[key])
+        missing = [k for k in required if k not in out]
+        if missing:
+            raise SpaceError(f"{name}.{missing[0]}", "missing")
+        return out
+
+    def _check_static(self) -> None:
+        stems = self.globals["stem"].values() if "stem" in self.globals else ["sps"]
+        if any(s in ("sps", "scs") for s in stems):
+            bad = [w for w in self.widths() if w % 8]
+            if bad:
+                raise SpaceError("per_stage.head_dim", f"sps/scs stems need widths divisible by 8; heads x head_dim "
+                                                       f"gives {bad[0]} (use head_dim multiples of 8)")
+        if self.stages.values()[0] < 1:
+            raise SpaceError("stages", "must be >= 1")
+
+    def widths(self) -> list[int]:
+        return sorted({h * d for h in self.per_stage["heads"].values() for d in self.per_stage["head_dim"].values()})
+
+    def check_data(self, shape: DataShape) -> None:
+        """Every stem and stage count must fit the data's image size (checked before a study starts)."""
+        for stem in (self.globals["stem"].values() if "stem" in self.globals else ["sps"]):
+            reductions = [FIXED_REDUCTION[stem]] if stem in FIXED_REDUCTION else \
+                (self.globals["stem_downsample"].values() if "stem_downsample" in self.globals else [2])
+            for sd in reductions:
+                for n in self.stages.values():
+                    factor = 2 ** (sd + n - 1)
+                    if shape.img_size % factor:
+                        raise SpaceError("stages", f"{n} stages after stem {stem} (reduction 2^{sd}) need images "
+                                                   f"divisible by {factor}; the data is {shape.img_size}x{shape.img_size}")
+
+    # ------------------------------------------------------------------ sampling
+    def suggest(self, trial, shape: DataShape) -> ArchConfig:
+        n = self.stages.suggest(trial, "stages")
+        stage = {k: [p.suggest(trial, f"{k}_{i}") for i in range(n)] for k, p in self.per_stage.items()}
+        g = {k: p.suggest(trial, k) for k, p in self.globals.items()}
+        return self.assemble(n, stage, g, shape)
+
+    def assemble(self, n: int, stage: Mapping[str, list], g: dict, shape: DataShape) -> ArchConfig:
+        """Build the ArchConfig of one sample, repairing dependent choices (see module docstring)."""
+        g = dict(g)
+        if g.get("stem") in FIXED_REDUCTION:
+            g["stem_downsample"] = FIXED_REDUCTION[g["stem"]]
+        sd = g.get("stem_downsample", 2)
+        dims = [h * d for h, d in zip(stage["heads"], stage["head_dim"])]
+        patches = []
+        for i in range(n):
+            side = shape.img_size // 2 ** (sd + i)
+            options = sorted(self.per_stage["patch_size"].values(), reverse=True)
+            p = stage["patch_size"][i]
+            patches.append(p if side % p == 0 else next((q for q in options if side % q == 0 and q <= p), 1))
+        ls_heads = [h for h, a in zip(stage["heads"], stage["attention"]) if a == "ls_ssa"]
+        if "dilations" in g and any(h % len(g["dilations"]) for h in ls_heads):
+            fits = [d for d in self.globals["dilations"].values() if all(h % len(d) == 0 for h in ls_heads)]
+            g["dilations"] = max(fits, key=len) if fits else (1,)
+        if "group_width" not in self.globals:
+            hidden = math.gcd(*[d * g.get("mlp_ratio", 4) for d in dims])
+            g["group_width"] = next(w for w in (64, 32, 16, 8, 4, 2, 1) if hidden % w == 0)
+        try:
+            return ArchConfig(img_size=shape.img_size, in_channels=shape.in_channels, num_classes=shape.num_classes,
+                              depths=tuple(stage["depth"]), dims=tuple(dims), heads=tuple(stage["heads"]),
+                              attention=tuple(stage["attention"]), patch_sizes=tuple(patches), **g)
+        except ArchConfigError as exc:  # a combination the static checks did not foresee
+            raise SpaceError(f"global.{exc.field}" if exc.field in self.globals else exc.field, str(exc)) from None
+
+    def size(self) -> int:
+        """Number of distinct raw samples (before repairs), for display."""
+        per_stage = math.prod(len(p.values()) for p in self.per_stage.values())
+        total = sum(per_stage ** n for n in self.stages.values())
+        return total * math.prod(len(p.values()) for p in self.globals.values())
+
+    def describe(self) -> list[tuple[str, str]]:
+        rows = [("stages", _show(self.stages))]
+        rows += [(f"per_stage.{k}", _show(p)) for k, p in self.per_stage.items()]
+        rows += [(f"global.{k}", _show(p)) for k, p in self.globals.items()]
+        return rows
+
+
+def _show(p: Param) -> str:
+    if p.choices is None:
+        return f"{p.low} .. {p.high}"
+    shown = [_encode(c) if isinstance(c, tuple) else c for c in p.choices]
+    return str(shown[0]) if p.fixed else " | ".join(map(str, shown))

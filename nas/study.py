@@ -1,0 +1,255 @@
+"""The search: an Optuna study with two objectives (accuracy up, energy down).
+
+``SearchSettings`` holds everything a run depends on; ``run_search`` asks the sampler for a
+candidate, prunes it before training when a cheap analytic limit is violated, evaluates it with
+the proxy, prices its counts on every requested profile, and tells the study. A candidate that
+fails (NaN loss, out of memory, any exception) is recorded as failed with its reason and the
+search goes on. ``budget`` counts evaluated trials (complete or failed) across every run of the
+study, so rerunning the same command after an interruption completes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import torch
+
+from energy.estimate import estimate
+from energy.profile import Profile, load_profile
+from nas.arch import ArchConfig
+from nas.data import ProxySplit
+from nas.models import build_model
+from nas.models.params import count_parameters
+from nas.proxy import CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
+from nas.space import DataShape, SearchSpace
+
+log = logging.getLogger(__name__)
+SAMPLERS = ("tpe", "nsga2", "random")
+PROXIES = ("train", "sahd")
+MAX_CONSECUTIVE_PRUNED = 1000
+EVALUATED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+
+
+class SearchError(ValueError):
+    """A search cannot start or resume (bad settings, mismatched study, unreachable storage)."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    study: str = "snnas"
+    out_dir: Path = Path("results")
+    budget: int = 200  # evaluated trials (complete or failed) in the whole study
+    sampler: str = "tpe"
+    seed: int = 0
+    proxy: str = "train"  # train (short training) | sahd (training-free)
+    profiles: tuple[str, ...] = ("45nm-fp32",)  # the first is the energy objective
+    convention: str = "snnas"
+    max_params: int | None = None
+    max_energy_mj: float | None = None
+    storage: str | None = None  # database URL; default: a journal file in the study folder
+    train_size: int = 2000
+    val_size: int = 500
+    resolution: int = 16
+    proxy_settings: ProxySettings = field(default_factory=ProxySettings)
+
+    @property
+    def study_dir(self) -> Path:
+        return self.out_dir / self.study
+
+    def fingerprint_keys(self) -> dict:
+        """What a resumed study must share with the run that created it."""
+        return {"proxy": self.proxy, "objective_profile": self.profiles[0], "convention": self.convention,
+                "resolution": self.resolution, "train_size": self.train_size, "val_size": self.val_size,
+                "proxy_settings": asdict(self.proxy_settings)}
+
+
+@dataclass
+class TrialEvent:
+    """What the progress display shows after each trial."""
+
+    number: int
+    state: str  # started | complete | failed | pruned
+    arch: ArchConfig
+    accuracy: float | None
+    energy_mj: float | None
+    done: int
+    budget: int
+    reason: str = ""
+
+
+def make_sampler(name: str, *, seed: int, budget: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "nsga2":  # a population of 50 leaves only 4 generations in 200 trials
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(8, min(50, budget // 8)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise SearchError(f"--sampler {name!r}: choose from {', '.join(SAMPLERS)}")
+
+
+def make_storage(settings: SearchSettings):
+    if settings.storage is None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        settings.study_dir.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(settings.study_dir / "study.journal")))
+    url = settings.storage
+    if "://" not in url:
+        raise SearchError(f"--storage {url!r}: expected a database URL such as postgresql://user@host/db")
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # sqlalchemy raises many kinds for unreachable or bad URLs
+        raise SearchError(f"--storage {url}: cannot connect ({str(exc).splitlines()[0][:160]})") from None
+
+
+def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit) -> optuna.Study:
+    """Create or resume the study, checking that a resumed one was made with the same settings."""
+    storage = make_storage(settings)
+    study = optuna.create_study(study_name=settings.study, storage=storage, load_if_exists=True,
+                                directions=["maximize", "minimize"],
+                                sampler=make_sampler(settings.sampler, seed=settings.seed, budget=settings.budget))
+    identity = {"space": space.digest, "data": split.fingerprint, **settings.fingerprint_keys()}
+    stored = study.user_attrs.get("snnas")
+    if stored is None:
+        study.set_user_attr("snnas", identity)
+        study.set_user_attr("objective", "accuracy" if settings.proxy == "train" else "sahd_score")
+    else:
+        for key, value in identity.items():
+            if stored.get(key) != value:
+                raise SearchError(f"study {settings.study!r} was created with a different {key} "
+                                  f"({stored.get(key)!r}, now {value!r}); use a new --study name")
+    if settings.storage is None:  # one local process: a RUNNING trial is one a killed run left behind
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            log.info("trial %d was left running by an interrupted run: marked failed", t.number)
+    return study
+
+
+def evaluated_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=EVALUATED))
+
+
+def _params(arch: ArchConfig) -> int:
+    with torch.device("meta"):
+        return count_parameters(build_model(arch))
+
+
+def _record(trial, result: ProxyResult, profiles: list[Profile], convention: str, params: int) -> dict:
+    counts = result.counts
+    energies = {p.name: estimate(counts, p, convention=convention) for p in profiles}
+    updates = counts.total("neuron_updates")
+    attrs = {
+        "params": params, "dense": counts.total("dense"), "macs": counts.total("macs"),
+        "acs": counts.total("acs"), "firing_rate": counts.total("spikes") / updates if updates else 0.0,
+        "zero_cost": result.zero_cost, "loss": result.loss, "train_time_s": result.train_time_s,
+        "eval_time_s": result.eval_time_s, "count_time_s": result.count_time_s,
+        "energy_mj": {name: e.total_mj for name, e in energies.items()},
+        "energy_complete": {name: e.complete for name, e in energies.items()},
+    }
+    for key, value in attrs.items():
+        trial.set_user_attr(key, None if isinstance(value, float) and math.isnan(value) else value)
+    return attrs
+
+
+def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, *, device: torch.device,
+               on_event: Callable[[TrialEvent], None] | None = None,
+               study: optuna.Study | None = None) -> optuna.Study:
+    """Run trials until the study holds ``settings.budget`` evaluated trials (``study``: already opened)."""
+    if settings.proxy not in PROXIES:
+        raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
+    shape = DataShape(split.resolution, split.channels, split.num_classes)
+    space.check_data(shape)
+    profiles = [load_profile(p) for p in settings.profiles]
+    study = study or open_study(settings, space, split)
+    pruned_in_a_row = 0
+    while (done := evaluated_count(study)) < settings.budget:
+        trial = study.ask()
+        arch = space.suggest(trial, shape)
+        params = _params(arch)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("seed", settings.proxy_settings.seed)
+        if settings.max_params is not None and params > settings.max_params:
+            trial.set_user_attr("pruned_reason", f"{params} parameters > --max-params {settings.max_params}")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            pruned_in_a_row += 1
+            if pruned_in_a_row >= MAX_CONSECUTIVE_PRUNED:
+                raise SearchError(f"{MAX_CONSECUTIVE_PRUNED} candidates in a row exceed --max-params: "
+                                  "the limit excludes (almost) the whole space")
+            _emit(on_event, trial.number, "pruned", arch, None, None, done, settings, "over --max-params")
+            continue
+        pruned_in_a_row = 0
+        _emit(on_event, trial.number, "started", arch, None, None, done, settings)
+        start = time.perf_counter()
+        try:
+            if settings.proxy == "train":
+                result = train_proxy(arch, split, settings.proxy_settings, device=device)
+            else:
+                result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
+            attrs = _record(trial, result, profiles, settings.convention, params)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        except (CandidateFailed, RuntimeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:300] if isinstance(exc, CandidateFailed) else \
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("duration_s", time.perf_counter() - start)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log.warning("trial %d failed: %s", trial.number, reason)
+            _emit(on_event, trial.number, "failed", arch, None, None, done + 1, settings, reason)
+            continue
+        energy = attrs["energy_mj"][profiles[0].name]
+        objective = result.accuracy if settings.proxy == "train" else result.zero_cost
+        trial.set_user_attr("duration_s", time.perf_counter() - start)
+        trial.set_user_attr("accuracy", None if math.isnan(result.accuracy) else result.accuracy)
+        if settings.max_energy_mj is not None:
+            trial.set_constraint("max_energy_mj", energy - settings.max_energy_mj)
+        if settings.max_params is not None:
+            trial.set_constraint("max_params", params - settings.max_params)
+        study.tell(trial, [objective, energy])
+        _emit(on_event, trial.number, "complete", arch, objective, energy, done + 1, settings)
+    return study
+
+
+def _emit(on_event, number, state, arch, objective, energy, done, settings, reason=""):
+    if on_event is not None:
+        on_event(TrialEvent(number, state, arch, objective, energy, done, settings.budget, reason))
+
+
+def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySplit, *, k: int, steps: int,
+                 device: torch.device, on_progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Re-train ``k`` members of the proxy front (spread over energy) for ``steps`` steps.
+
+    Multi-fidelity by hand: the proxy ranks many candidates cheaply, then the front is checked
+    with a longer schedule. Results are stored with the study (user attribute ``refined``), so
+    ``snnas report`` shows them too.
+    """
+    from nas.report import trials_frame
+
+    frame = trials_frame(study)
+    front = frame[frame["pareto"]].sort_values("energy_mj") if not frame.empty else frame
+    if front.empty or k <= 0:
+        return []
+    picks = front.iloc[sorted({round(i * (len(front) - 1) / max(1, k - 1)) for i in range(min(k, len(front)))})]
+    profile = load_profile(settings.profiles[0])
+    longer = ProxySettings(**{**asdict(settings.proxy_settings), "steps": steps})
+    refined = []
+    for i, (_, row) in enumerate(picks.iterrows()):
+        arch = ArchConfig.from_dict(study.trials[int(row["trial"])].user_attrs["arch"])
+        result = train_proxy(arch, split, longer, device=device, zero_cost=False)
+        refined.append({"trial": int(row["trial"]), "proxy_accuracy": float(row["objective"]),
+                        "refined_accuracy": result.accuracy, "proxy_energy_mj": float(row["energy_mj"]),
+                        "energy_mj": estimate(result.counts, profile, convention=settings.convention).total_mj,
+                        "steps": steps})
+        if on_progress is not None:
+            on_progress(i + 1, len(picks))
+    study.set_user_attr("refined", refined)
+    return refined

@@ -1,0 +1,81 @@
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from nas.data import DataError, ProxySplit, load_dataset
+
+
+def _cifar_batch(n, classes, key="labels"):
+    rng = np.random.default_rng(0)
+    return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            key.encode(): list(rng.integers(0, classes, n))}
+
+
+def test_embedded_digits_are_real_mnist():
+    data = load_dataset("digits")
+    assert data.images.shape == (5000, 1, 28, 28) and data.num_classes == 10
+    assert torch.bincount(data.labels).tolist() == [500] * 10
+    assert 0.0 <= data.images.min() and data.images.max() <= 1.0
+    assert (data.images > 0.5).float().mean() < 0.3  # dark background, bright strokes
+
+
+def test_cifar_python_archive_extracted_and_as_tar_gz(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ["data_batch_1", "test_batch"]:
+        (folder / name).write_bytes(pickle.dumps(_cifar_batch(6, 3)))
+    extracted = load_dataset(f"cifar10:{tmp_path}")
+    assert extracted.images.shape == (12, 3, 32, 32)
+    archive_dir = tmp_path / "packed"
+    archive_dir.mkdir()
+    with tarfile.open(archive_dir / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    packed = load_dataset(str(archive_dir))
+    assert torch.equal(packed.images, extracted.images) and torch.equal(packed.labels, extracted.labels)
+
+
+def test_cifar100_uses_fine_labels(tmp_path):
+    (tmp_path / "train").write_bytes(pickle.dumps(_cifar_batch(5, 100, key="fine_labels")))
+    (tmp_path / "test").write_bytes(pickle.dumps(_cifar_batch(5, 100, key="fine_labels")))
+    assert load_dataset(f"cifar100:{tmp_path}").images.shape == (10, 3, 32, 32)
+
+
+def test_image_folder_and_npz(tmp_path):
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((10, 12, 3), 40 * i, dtype=np.uint8)).save(tmp_path / "imgs" / label / f"{i}.png")
+    folder = load_dataset(str(tmp_path / "imgs"))
+    assert folder.images.shape == (6, 3, 32, 32) and folder.num_classes == 2
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 8, 8), dtype=np.uint8), y=np.array([0, 1, 0, 1]))
+    assert load_dataset(str(tmp_path / "d.npz")).images.shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: str(p / "nowhere"), "no such path"),
+    (lambda p: f"cifar10:{p / 'nowhere'}", "no such directory"),
+    (lambda p: (np.savez(p / "a.npz", x=np.zeros((3, 4, 4))), str(p / "a.npz"))[1], "needs arrays 'x' and 'y'"),
+    (lambda p: (np.savez(p / "b.npz", x=np.zeros((3, 4, 4)), y=np.zeros(3, dtype=int)), str(p / "b.npz"))[1],
+     "only one class"),
+    (lambda p: (np.savez(p / "c.npz", x=np.zeros((3, 4, 4)), y=np.array([0, 1])), str(p / "c.npz"))[1],
+     "3 images but 2 labels"),
+    (lambda p: ((p / "x.npz").write_bytes(b"junk"), str(p / "x.npz"))[1], "not a readable .npz"),
+    (lambda p: ((p / "data_batch_1").write_bytes(b"\x80junk"), f"cifar10:{p}")[1], "corrupt CIFAR batch"),
+])
+def test_bad_data_gives_a_clear_error(tmp_path, make, words):
+    with pytest.raises(DataError, match=words):
+        load_dataset(make(tmp_path))
+
+
+def test_proxy_split_is_fixed_by_its_seed_and_resized():
+    data = load_dataset("digits")
+    a = ProxySplit.make(data, train_size=100, val_size=50, resolution=16, seed=3)
+    b = ProxySplit.make(data, train_size=100, val_size=50, resolution=16, seed=3)
+    assert torch.equal(a.train_y, b.train_y) and a.fingerprint == b.fingerprint
+    assert a.train_x.shape == (100, 1, 16, 16) and a.val_x.shape == (50, 1, 16, 16)
+    assert ProxySplit.make(data, train_size=100, val_size=50, resolution=16, seed=4).fingerprint != a.fingerprint

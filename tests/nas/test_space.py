@@ -1,0 +1,91 @@
+import optuna
+import pytest
+import yaml
+
+from nas.arch import ArchConfig
+from nas.space import DataShape, SearchSpace, SpaceError
+
+SHAPE = DataShape(16, 1, 10)
+
+
+def _default():
+    return yaml.safe_load(open("space.yaml"))
+
+
+def _with(path, value):
+    data = _default()
+    node = data
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value, where", [
+    ("global.neuronn", ["lif"], "global.neuronn"),  # unknown key
+    ("global.neuron", ["lif", "lfi"], "global.neuron[1]"),  # misspelt choice
+    ("per_stage.attention", ["ssa", "softmax"], "per_stage.attention[1]"),  # not a registered name
+    ("per_stage.depth", {"low": 3, "high": 2}, "per_stage.depth"),  # empty range
+    ("per_stage.heads", [], "per_stage.heads"),  # empty list
+    ("per_stage.heads", ["two"], "per_stage.heads[0]"),  # wrong type
+    ("global.time_steps", {"low": 1}, "global.time_steps"),  # half a range
+    ("global.residual", {"low": 1, "high": 2}, "global.residual"),  # range on a name
+    ("per_stage.head_dim", [6, 8], "per_stage.head_dim"),  # sps needs widths divisible by 8
+    ("per_stage.depth", KeyError, "per_stage.depth"),  # missing
+    ("global.qkv_bias", "yes", "global.qkv_bias"),
+    ("global.dilations", [[1], [0, 2]], "global.dilations[1]"),
+])
+def test_each_kind_of_bad_space_names_the_key(path, value, where):
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.from_dict(_with(path, value))
+    assert info.value.path == where
+
+
+def test_malformed_and_missing_files_are_space_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [1, 2\nper_stage: {")
+    with pytest.raises(SpaceError, match="malformed YAML at line"):
+        SearchSpace.from_yaml(bad)
+    with pytest.raises(SpaceError, match="no such space file"):
+        SearchSpace.from_yaml(tmp_path / "absent.yaml")
+    top = tmp_path / "list.yaml"
+    top.write_text("- 1\n- 2\n")
+    with pytest.raises(SpaceError, match="expected a mapping"):
+        SearchSpace.from_yaml(top)
+
+
+def test_images_too_small_for_the_stage_count_are_refused_before_a_study():
+    space = SearchSpace.from_yaml("space.yaml")
+    with pytest.raises(SpaceError, match="divisible by 8"):
+        space.check_data(DataShape(12, 1, 10))
+
+
+@pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler(seed=3), optuna.samplers.TPESampler(seed=3)])
+def test_sampling_always_gives_a_valid_arch_config(sampler):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace.from_yaml("space.yaml")
+    study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"])
+    seen = set()
+    for i in range(150):
+        trial = study.ask()
+        arch = space.suggest(trial, SHAPE)
+        assert isinstance(arch, ArchConfig) and arch.img_size == 16 and arch.in_channels == 1
+        assert all(d == h * w for d, h, w in zip(arch.dims, arch.heads, [trial.params.get(f"head_dim_{j}", 8)
+                                                                          for j in range(arch.num_stages)]))
+        seen.update(arch.attention)
+        study.tell(trial, [float(i % 7), float(i % 5)])
+    assert seen == {"ssa", "dssa", "a2os2a", "ls_ssa"}
+
+
+def test_dependent_choices_are_repaired_not_refused():
+    space = SearchSpace.from_yaml("space.yaml")
+    stage = {"depth": [1], "heads": [1], "head_dim": [16], "attention": ["ls_ssa"], "patch_size": [2]}
+    g = {k: p.values()[0] for k, p in space.globals.items()} | {"dilations": (1, 2), "stem": "sps"}
+    arch = space.assemble(1, stage, g, DataShape(8, 1, 10))  # 8 px / 4 = 2 x 2 map
+    assert arch.dilations == (1,)  # one head cannot split across two rates
+    stage |= {"attention": ["dssa"], "patch_size": [2]}
+    assert space.assemble(1, stage, g, DataShape(4, 1, 10)).patch_sizes == (1,)  # 1 x 1 map

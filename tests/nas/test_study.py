@@ -1,0 +1,92 @@
+"""The search loop in process, on tiny real data."""
+
+import math
+
+import optuna
+import pytest
+import torch
+
+from nas import proxy as proxy_module
+from nas.data import ProxySplit, load_dataset
+from nas.proxy import CandidateFailed, ProxySettings, sahd_score
+from nas.report import trials_frame, write_reports
+from nas.space import SearchSpace
+from nas.study import SearchError, SearchSettings, run_search
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def split():
+    return ProxySplit.make(load_dataset("digits"), train_size=96, val_size=48, resolution=16)
+
+
+def _settings(tmp_path, **kw):
+    base = dict(study="t", out_dir=tmp_path, budget=3, sampler="random", seed=0, train_size=96, val_size=48,
+                proxy_settings=ProxySettings(steps=2, batch_size=16, energy_samples=8, zero_cost_batch=8))
+    base.update(kw)
+    return SearchSettings(**base)
+
+
+def test_failing_candidates_are_recorded_with_their_reason_and_the_search_goes_on(tmp_path, split, monkeypatch):
+    calls = []
+    real = proxy_module.train_proxy
+
+    def flaky(arch, *args, **kwargs):
+        calls.append(arch)
+        if len(calls) == 2:
+            raise CandidateFailed("training loss became nan at step 1")
+        return real(arch, *args, **kwargs)
+
+    monkeypatch.setattr("nas.study.train_proxy", flaky)
+    study = run_search(_settings(tmp_path), SearchSpace.from_yaml("space.yaml"), split, device=CPU)
+    frame = trials_frame(study)
+    assert frame["state"].tolist() == ["complete", "failed", "complete"]
+    assert frame.loc[1, "fail_reason"] == "training loss became nan at step 1"
+    assert frame.loc[0, "params"] > 0 and frame.loc[0, "energy_mj"] > 0 and frame.loc[0, "dense"] > 0
+
+
+def test_max_params_prunes_before_training_and_does_not_use_budget(tmp_path, split, monkeypatch):
+    trained = []
+    real = proxy_module.train_proxy
+    monkeypatch.setattr("nas.study.train_proxy", lambda arch, *a, **k: trained.append(arch) or real(arch, *a, **k))
+    study = run_search(_settings(tmp_path, max_params=20_000, budget=2), SearchSpace.from_yaml("space.yaml"),
+                       split, device=CPU)
+    states = [t.state for t in study.trials]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and pruned
+    assert all("--max-params" in t.user_attrs["pruned_reason"] for t in pruned)
+    assert all(t.user_attrs["params"] <= 20_000 for t in study.trials if t.values)
+    assert len(trained) == 2
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, split):
+    space = SearchSpace.from_yaml("space.yaml")
+    run_search(_settings(tmp_path, budget=1), space, split, device=CPU)
+    with pytest.raises(SearchError, match="different proxy_settings"):
+        run_search(_settings(tmp_path, budget=2, proxy_settings=ProxySettings(steps=5)), space, split, device=CPU)
+
+
+def test_training_free_proxy_scores_every_candidate(tmp_path, split):
+    settings = _settings(tmp_path, proxy="sahd", proxy_settings=ProxySettings(zero_cost_batch=16, energy_samples=8))
+    study = run_search(settings, SearchSpace.from_yaml("space.yaml"), split, device=CPU)
+    frame = trials_frame(study)
+    done = frame[frame["state"].eq("complete")]
+    assert len(done) >= 1 and done["objective"].map(math.isfinite).all()
+    assert frame["accuracy"].isna().all()
+    assert frame.loc[frame["state"].eq("failed"), "fail_reason"].str.contains("zero-cost score undefined").all()
+    summary = write_reports(study, tmp_path / "t")
+    assert summary.front_size >= 1 and (tmp_path / "t" / "pareto.svg").is_file()
+
+
+def test_sahd_score_is_deterministic_and_separates_silent_from_active_networks(split):
+    from nas.models import build_model
+    from tests.conftest import tiny_arch
+
+    torch.manual_seed(0)
+    model = build_model(tiny_arch(in_channels=1))
+    batches = [torch.rand(8, 1, 16, 16) for _ in range(2)]
+    first, again = sahd_score(model, batches), sahd_score(model, batches)
+    assert first == again and math.isfinite(first)
+    silent = sahd_score(model, [torch.zeros(8, 1, 16, 16)] * 2)
+    assert silent != first
