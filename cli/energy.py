@@ -70,10 +70,17 @@ def _read_input(path: Path) -> torch.Tensor:
     return value.float()
 
 
-def _inputs(arch, example, *, input_file, shape, samples):
+def _inputs(arch, example, *, input_file, shape, samples, data):
     """(tensor, description)."""
-    from nas.data import sample_digits
+    from nas.data import fit_images, load_dataset, sample_digits
 
+    if data is not None:
+        dataset = load_dataset(data)
+        order = torch.randperm(len(dataset.labels), generator=torch.Generator().manual_seed(0))[:samples]
+        images = dataset.images[order]
+        if arch is not None:
+            images = fit_images(images, channels=arch.in_channels, size=arch.img_size)
+        return images, f"{len(order)} images of {data}"
     if input_file is not None:
         return _read_input(input_file), f"file {input_file}"
     if shape is not None:
@@ -158,7 +165,9 @@ def energy(
     memory: bool = typer.Option(False, "--memory", help="Add memory traffic (Lemaire et al. 2022)."),
     input_file: Optional[Path] = typer.Option(None, "--input", help="A saved tensor (.pt) or .npy array to count on."),
     shape: Optional[str] = typer.Option(None, "--shape", help="Random input of this shape, e.g. 8,3,32,32."),
-    samples: int = typer.Option(16, "--samples", min=1, help="Embedded digits to count on (snnas models)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Count on images of a dataset (same specs as snnas "
+                                                            "search; default for snnas models: embedded digits)."),
+    samples: int = typer.Option(16, "--samples", min=1, help="Images to count on (--data or embedded digits)."),
     batch_dim: int = typer.Option(0, "--batch-dim", min=0, help="Axis of the batch in the input (1 for [T, B, ...])."),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, help="Override T (snnas models)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a full module (runs code)."),
@@ -175,7 +184,7 @@ def energy(
     conv = get_convention(convention)
     profiles = [load_profile(p) for p in profile]
     module, arch, example = _resolve(model, trust_pickle=trust_pickle, time_steps=time_steps)
-    x, desc = _inputs(arch, example, input_file=input_file, shape=shape, samples=samples)
+    x, desc = _inputs(arch, example, input_file=input_file, shape=shape, samples=samples, data=data)
     dev = resolve_device(device)
     module, x = module.to(dev), x.to(dev)
     if arch is not None and x.dim() == 5 and batch_dim == 0:

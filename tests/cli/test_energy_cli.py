@@ -106,3 +106,13 @@ def test_profiles_lists_every_profile_with_null_for_unknown_figures():
             "spinnaker2-prototype", "odin", "speck"} <= set(rows)
     assert rows["loihi"]["terms"]["ac_pj"]["value"] == 23.6
     assert rows["speck"]["terms"]["ac_pj"]["value"] is None
+
+
+def test_energy_counts_on_images_of_a_dataset(tmp_path):
+    np.savez(tmp_path / "d.npz", x=(np.random.default_rng(0).random((6, 16, 16)) > 0.5).astype(np.float32),
+             y=np.array([0, 1, 2, 0, 1, 2]))
+    out = snnas("energy", str(_saved_snnas_model(tmp_path)), "--data", str(tmp_path / "d.npz"), "--samples", "4",
+                "-f", "json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["input"]["batch_size"] == 4 and "d.npz" in report["input"]["source"]
