@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import torch
 import typer
 from rich import box
 from rich.table import Table
@@ -55,7 +53,10 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int]):
     return loaded.module, None, loaded.example_inputs
 
 
-def _read_input(path: Path) -> torch.Tensor:
+def _read_input(path: Path):
+    import numpy as np
+    import torch
+
     if not path.is_file():
         raise CliError(f"{path}: no such input file")
     try:
@@ -72,6 +73,8 @@ def _read_input(path: Path) -> torch.Tensor:
 
 def _inputs(arch, example, *, input_file, shape, samples, data):
     """(tensor, description)."""
+    import torch
+
     from nas.data import fit_images, load_dataset, sample_digits
 
     if data is not None:

@@ -170,6 +170,7 @@ def search(
             study_obj = run_search(settings, space, split, device=dev, on_event=on_event, study=study_obj)
     except KeyboardInterrupt:
         interrupted = True
+    err_console.print()
     if refine and not interrupted:
         err_console.print(f"re-training {refine} front members for {refine_steps} steps ...")
         refine_front(study_obj, settings, split, k=refine, steps=refine_steps, device=dev)

@@ -377,7 +377,9 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
         layer.records = [r.scaled(per_sample) for r in layer.records]
         layer.extras = Counter({k: v * per_sample for k, v in layer.extras.items()})
         layers.append(layer)
-    params = sum(p.numel() for p in model.parameters())
+    from fvcore.nn import parameter_count  # per-module counts; "" is the whole model
+
+    params = int(parameter_count(model).get("", 0))
     return OpCounts(layers, batch_size, params, dict(counter.unsupported))
 
 

@@ -50,7 +50,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         for key in ("params", "dense", "macs", "acs", "firing_rate", "zero_cost", "loss", "train_time_s",
                     "eval_time_s", "count_time_s", "duration_s", "seed"):
             row[key] = ua.get(key)
-        row["feasible"] = all(c <= 0 for c in t.system_attrs.get("constraints", []) or []) if t.values else None
+        row["feasible"] = all(v <= 0 for v in (getattr(t, "constraints", None) or {}).values()) if t.values else None
         row["fail_reason"] = ua.get("fail_reason") or ua.get("pruned_reason") or ""
         for key in ARCH_COLUMNS:
             row[key] = _flat(arch.get(key))

@@ -90,3 +90,12 @@ def test_sahd_score_is_deterministic_and_separates_silent_from_active_networks(s
     assert first == again and math.isfinite(first)
     silent = sahd_score(model, [torch.zeros(8, 1, 16, 16)] * 2)
     assert silent != first
+
+
+def test_energy_limit_marks_candidates_infeasible_and_keeps_them_off_the_front(tmp_path, split):
+    study = run_search(_settings(tmp_path, max_energy_mj=1e-12, budget=2), SearchSpace.from_yaml("space.yaml"),
+                       split, device=CPU)
+    frame = trials_frame(study)
+    assert frame["state"].eq("complete").all()
+    assert not frame["feasible"].any() and not frame["pareto"].any()
+    assert all(t.constraints["max_energy_mj"] > 0 for t in study.trials)
