@@ -48,6 +48,8 @@ class _Display:
         self.objective = objective
         self.failed = 0
         self.pruned = 0
+        self.start = time.perf_counter()
+        self.first_done = done
 
     def seed(self, study) -> None:
         for t in study.trials:
@@ -74,6 +76,38 @@ class _Display:
             table.add_row(f"best {self.objective} by energy", "  ".join(cells))
         return Group(self.progress, table)
 
+    def refresh(self, study) -> None:
+        """Rebuild the display from the storage (several workers: trials are not ours to see finish)."""
+        from optuna.trial import TrialState
+
+        from nas.workers import counts_toward_budget
+
+        trials = study.get_trials(deepcopy=False)
+        self.points = [(t.values[0], t.values[1]) for t in trials if t.values]
+        self.failed = sum(t.state == TrialState.FAIL and counts_toward_budget(t) for t in trials)
+        self.pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        running = [t for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs]
+        if running:
+            from nas.arch import ArchConfig
+
+            self.current = "; ".join(f"#{t.number} {_arch_line(ArchConfig.from_dict(t.user_attrs['arch']))}"
+                                     for t in running[:3])
+        self.progress.update(self.task, completed=min(sum(counts_toward_budget(t) for t in trials),
+                                                      self.progress.tasks[0].total))
+
+    def log_line(self, event) -> None:
+        """Not a terminal (a log file, CI): one plain line per finished trial instead of a live display."""
+        if event.state == "started":
+            return
+        elapsed = time.perf_counter() - self.start
+        left = self.progress.tasks[0].total - event.done
+        rate = elapsed / max(1, event.done - self.first_done)
+        outcome = {"complete": f"{self.objective} {event.accuracy:.4g}, {event.energy_mj:.4g} mJ",
+                   "failed": f"failed: {event.reason}", "pruned": f"pruned: {event.reason}"}[event.state]
+        err_console.print(f"trial {event.number} ({event.done}/{self.progress.tasks[0].total}, "
+                          f"elapsed {elapsed / 60:.1f} min, ETA {rate * left / 60:.1f} min): "
+                          f"{_arch_line(event.arch)}: {outcome}", soft_wrap=True, highlight=False)
+
     def update(self, event) -> None:
         if event.state == "started":
             self.current = f"#{event.number} {_arch_line(event.arch)}"
@@ -85,6 +119,55 @@ class _Display:
             self.progress.update(self.task, completed=event.done)
         elif event.state == "pruned":
             self.pruned += 1
+
+
+class _Plain:
+    """Stands in for rich's Live when stderr is not a terminal (a log file, CI): plain lines only.
+
+    One worker logs a line per trial (``_Display.log_line``); with several workers, whose trials
+    this process does not see finish, a line whenever the number of evaluated trials moves."""
+
+    def __init__(self, display, *, polling: bool) -> None:
+        self.display = display
+        self.polling = polling
+        self.shown = int(display.progress.tasks[0].completed)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, renderable) -> None:
+        done = int(self.display.progress.tasks[0].completed)
+        if self.polling and done != self.shown:
+            self.shown = done
+            elapsed = (time.perf_counter() - self.display.start) / 60
+            err_console.print(f"{done}/{int(self.display.progress.tasks[0].total)} trials evaluated "
+                              f"(elapsed {elapsed:.1f} min); running: {self.display.current}",
+                              soft_wrap=True, highlight=False)
+
+
+def _run_local_workers(settings, space, split, n, study, display, live) -> None:
+    """Start n worker processes and show their progress from the storage until they finish."""
+    from nas.workers import start_local_workers
+
+    procs = start_local_workers(settings, space, split, n)
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            display.refresh(study)
+            live.update(display.render())
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=60)  # each worker fails its running trial as interrupted and queues it again
+        raise
+    display.refresh(study)
+    live.update(display.render())
+    crashed = [p.name for p in procs if p.exitcode not in (0, None)]
+    if crashed:
+        err_console.print(f"[yellow]warning:[/] {', '.join(crashed)} ended abnormally; rerun the command to "
+                          "finish the budget (their trials are retried)")
 
 
 def search(
@@ -112,6 +195,12 @@ def search(
     train_size: int = typer.Option(2000, "--train-size", min=1, help="Training images for the proxy."),
     val_size: int = typer.Option(500, "--val-size", min=1, help="Held-out images for accuracy and energy."),
     resolution: int = typer.Option(16, "--resolution", min=4, help="Image side used during the search."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes sharing the study (CPU)."),
+    worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0,
+                                               help="This worker's number when several machines share a "
+                                                    "--storage study (seeds its sampler; default: from host and pid)."),
+    heartbeat: int = typer.Option(30, "--heartbeat", min=1, help="Database storages: seconds between heartbeats; "
+                                                                "a trial silent for twice this is retried."),
 ) -> None:
     """Search spiking transformers for the accuracy / energy Pareto front; rerun to resume."""
     import dataclasses
@@ -138,7 +227,7 @@ def search(
     settings = SearchSettings(study=study, out_dir=out, budget=budget, sampler=sampler, seed=seed, proxy=proxy,
                               profiles=tuple(profile), convention=convention, max_params=max_params,
                               max_energy_mj=max_energy, storage=storage, train_size=train_size, val_size=val_size,
-                              resolution=resolution,
+                              resolution=resolution, workers=workers, heartbeat_s=heartbeat,
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
     try:
         settings.study_dir.mkdir(parents=True, exist_ok=True)
@@ -155,19 +244,34 @@ def search(
                          "samples": len(dataset.labels), "classes": dataset.num_classes},
                 "space": {"file": str(space_file), "sha256_16": space.digest},
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    study_obj = open_study(settings, space, split)
+    if workers > 1 and dev.type == "cuda":
+        raise CliError("--workers N runs CPU processes; on a GPU run one worker per device instead")
+    if workers > 1 and worker_index is not None:
+        raise CliError("--worker-index names one worker; it cannot be combined with --workers")
+    from nas.workers import worker_info
+
+    me = worker_info(seed, 0 if storage is None and worker_index is None else worker_index)
+    study_obj = open_study(settings, space, split, worker=me)
     display = _Display(budget, min(evaluated_count(study_obj), budget),
                        "accuracy" if proxy == "train" else "SAHD score")
     display.seed(study_obj)
     start = time.perf_counter()
     interrupted = False
     try:
-        with Live(display.render(), console=err_console, refresh_per_second=4, transient=False) as live:
-            def on_event(event):
-                display.update(event)
-                live.update(display.render())
+        live_display = Live(display.render(), console=err_console, refresh_per_second=4, transient=False) \
+            if err_console.is_terminal else _Plain(display, polling=workers > 1)
+        with live_display as live:
+            if workers > 1:
+                _run_local_workers(settings, space, split, workers, study_obj, display, live)
+            else:
+                def on_event(event):
+                    display.update(event)
+                    if isinstance(live, _Plain):
+                        display.log_line(event)
+                    live.update(display.render())
 
-            study_obj = run_search(settings, space, split, device=dev, on_event=on_event, study=study_obj)
+                study_obj = run_search(settings, space, split, device=dev, on_event=on_event, study=study_obj,
+                                       worker=me)
     except KeyboardInterrupt:
         interrupted = True
     err_console.print()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,12 +29,14 @@ from nas.models import build_model
 from nas.models.params import count_parameters
 from nas.proxy import CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
 from nas.space import DataShape, SearchSpace
+from nas.workers import (Heartbeat, WorkerInfo, claim_slot, evaluated_count, rdb_storage, reap_dead_workers, retry,
+                         running_count, stamp, worker_info)
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "nsga2", "random")
 PROXIES = ("train", "sahd")
 MAX_CONSECUTIVE_PRUNED = 1000
-EVALUATED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+WAIT_FOR_OTHERS_S = 1.0  # poll interval while other workers finish the last trials
 
 
 class SearchError(ValueError):
@@ -57,6 +60,8 @@ class SearchSettings:
     val_size: int = 500
     resolution: int = 16
     proxy_settings: ProxySettings = field(default_factory=ProxySettings)
+    workers: int = 1  # local worker processes sharing the study
+    heartbeat_s: int = 30  # database storages: a trial silent for 2x this is failed and retried
 
     @property
     def study_dir(self) -> Path:
@@ -103,18 +108,32 @@ def make_storage(settings: SearchSettings):
     url = settings.storage
     if "://" not in url:
         raise SearchError(f"--storage {url!r}: expected a database URL such as postgresql://user@host/db")
+    if url.startswith("sqlite") and settings.workers > 1:
+        raise SearchError("--storage sqlite is not safe for several workers; use PostgreSQL, or the default "
+                          "journal file for workers on one machine")
     try:
-        return optuna.storages.RDBStorage(url)
+        storage = rdb_storage(url, heartbeat_s=settings.heartbeat_s)
     except Exception as exc:  # sqlalchemy raises many kinds for unreachable or bad URLs
-        raise SearchError(f"--storage {url}: cannot connect ({str(exc).splitlines()[0][:160]})") from None
+        raise SearchError(f"--storage {_hide_password(url)}: cannot connect "
+                          f"({_hide_password(str(exc).splitlines()[0])[:160]})") from None
+    return storage
 
 
-def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit) -> optuna.Study:
-    """Create or resume the study, checking that a resumed one was made with the same settings."""
+def _hide_password(text: str) -> str:
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", text)
+
+
+def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, *,
+               worker: WorkerInfo | None = None) -> optuna.Study:
+    """Create or join the study, checking that it was made with the same space, data and settings."""
     storage = make_storage(settings)
+    worker = worker or worker_info(settings.seed, 0)
     study = optuna.create_study(study_name=settings.study, storage=storage, load_if_exists=True,
                                 directions=["maximize", "minimize"],
-                                sampler=make_sampler(settings.sampler, seed=settings.seed, budget=settings.budget))
+                                sampler=make_sampler(settings.sampler, seed=worker.sampler_seed,
+                                                     budget=settings.budget))
     identity = {"space": space.digest, "data": split.fingerprint, **settings.fingerprint_keys()}
     stored = study.user_attrs.get("snnas")
     if stored is None:
@@ -125,15 +144,10 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit) 
             if stored.get(key) != value:
                 raise SearchError(f"study {settings.study!r} was created with a different {key} "
                                   f"({stored.get(key)!r}, now {value!r}); use a new --study name")
-    if settings.storage is None:  # one local process: a RUNNING trial is one a killed run left behind
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            log.info("trial %d was left running by an interrupted run: marked failed", t.number)
+    reaped = reap_dead_workers(study)
+    if reaped:
+        log.info("trials %s were left running by a killed worker: failed and queued again", reaped)
     return study
-
-
-def evaluated_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=EVALUATED))
 
 
 def _params(arch: ArchConfig) -> int:
@@ -160,17 +174,34 @@ def _record(trial, result: ProxyResult, profiles: list[Profile], convention: str
 
 def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, *, device: torch.device,
                on_event: Callable[[TrialEvent], None] | None = None,
-               study: optuna.Study | None = None) -> optuna.Study:
-    """Run trials until the study holds ``settings.budget`` evaluated trials (``study``: already opened)."""
+               study: optuna.Study | None = None, worker: WorkerInfo | None = None) -> optuna.Study:
+    """Run trials until the study holds ``settings.budget`` evaluated trials (``study``: already opened).
+
+    Several workers may run this on one study at once (see ``nas.workers``)."""
     if settings.proxy not in PROXIES:
         raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
     shape = DataShape(split.resolution, split.channels, split.num_classes)
     space.check_data(shape)
     profiles = [load_profile(p) for p in settings.profiles]
-    study = study or open_study(settings, space, split)
+    worker = worker or worker_info(settings.seed, 0)
+    study = study or open_study(settings, space, split, worker=worker)
     pruned_in_a_row = 0
-    while (done := evaluated_count(study)) < settings.budget:
-        trial = study.ask()
+    while True:
+        reap_dead_workers(study)
+        done = evaluated_count(study)
+        if done >= settings.budget:
+            break
+        if done + running_count(study) >= settings.budget:  # the rest is running elsewhere
+            time.sleep(WAIT_FOR_OTHERS_S)
+            continue
+        with warnings.catch_warnings():  # ask/tell with heartbeats is what snnas does on purpose
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            trial = study.ask()
+        stamp(trial, worker)
+        if not claim_slot(study, trial.number, settings.budget):
+            trial.set_user_attr("pruned_reason", "budget taken by other workers")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
         arch = space.suggest(trial, shape)
         params = _params(arch)
         trial.set_user_attr("arch", arch.to_dict())
@@ -188,14 +219,16 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
         _emit(on_event, trial.number, "started", arch, None, None, done, settings)
         start = time.perf_counter()
         try:
-            if settings.proxy == "train":
-                result = train_proxy(arch, split, settings.proxy_settings, device=device)
-            else:
-                result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
-            attrs = _record(trial, result, profiles, settings.convention, params)
-        except KeyboardInterrupt:
+            with Heartbeat(study, trial):
+                if settings.proxy == "train":
+                    result = train_proxy(arch, split, settings.proxy_settings, device=device)
+                else:
+                    result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
+                attrs = _record(trial, result, profiles, settings.convention, params)
+        except KeyboardInterrupt:  # not the candidate's fault: fail it uncounted and queue it again
             trial.set_user_attr("fail_reason", "interrupted")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            retry(study, study.trials[trial.number])
             raise
         except (CandidateFailed, RuntimeError, ValueError) as exc:
             reason = str(exc).splitlines()[0][:300] if isinstance(exc, CandidateFailed) else \

@@ -9,8 +9,8 @@ import sys
 from nas.models.zoo import ZOO
 
 
-def snnas(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+def snnas(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_version_and_help():

@@ -1,0 +1,51 @@
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+
+DEFAULT_URL = "postgresql://snnas:snnas@127.0.0.1:5432/snnas_test"
+TINY = ["--train-size", "200", "--val-size", "64", "--batch-size", "16", "--sampler", "random"]
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    url = os.environ.get("SNNAS_TEST_POSTGRES", DEFAULT_URL)
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # no driver, no server, wrong credentials
+        pytest.skip(f"no PostgreSQL at {url} ({type(exc).__name__}); .ci/run starts one with .ci/postgres.sh")
+    return url
+
+
+@pytest.fixture
+def study_name(pg_url):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield name
+    try:
+        optuna.delete_study(study_name=name, storage=pg_url)
+    except KeyError:
+        pass
+
+
+def start(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_for(predicate, *, timeout=60.0, every=0.2):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
