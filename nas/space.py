@@ -6,7 +6,7 @@ valid ArchConfig: widths are heads x head_dim, and the few choices that depend o
 repaired deterministically (a DSSA patch that does not divide the feature map falls back to
 the largest that does; LS-SSA dilation lists whose length does not divide the heads fall back
 to the longest that does; the GWFFN group width is the largest power of two <= 64 dividing
-every hidden width; conv7 / conv3 stems fix their own reduction).
+every hidden width and is not above the chosen one; conv7 / conv3 stems fix their own reduction).
 """
 
 from __future__ import annotations
@@ -185,6 +185,7 @@ class SearchSpace:
         return out
 
     def _check_static(self) -> None:
+        self._check_field_values()
         stems = self.globals["stem"].values() if "stem" in self.globals else ["sps"]
         if any(s in ("sps", "scs") for s in stems):
             bad = [w for w in self.widths() if w % 8]
@@ -193,6 +194,20 @@ class SearchSpace:
                                                        f"gives {bad[0]} (use head_dim multiples of 8)")
         if self.stages.values()[0] < 1:
             raise SpaceError("stages", "must be >= 1")
+
+    def _check_field_values(self) -> None:
+        """Each global choice must be a value ArchConfig accepts for its field (e.g. an odd window),
+        checked on a small valid probe; rules that tie fields together are repaired at sampling."""
+        probe = ArchConfig(img_size=64, in_channels=1, num_classes=10, stem="sps", stem_downsample=1, depths=(1,),
+                           dims=(16,), heads=(1,), attention=("ssa",), patch_sizes=(1,), mlp="mlp")
+        for key, param in self.globals.items():
+            for i, value in enumerate(param.values()):
+                try:
+                    probe.replace(**{key: value})
+                except ArchConfigError as exc:
+                    if exc.field == key:
+                        where = param.path if param.fixed or param.choices is None else f"{param.path}[{i}]"
+                        raise SpaceError(where, str(exc).split(": ", 1)[-1]) from None
 
     def widths(self) -> list[int]:
         return sorted({h * d for h in self.per_stage["heads"].values() for d in self.per_stage["head_dim"].values()})
@@ -233,9 +248,12 @@ class SearchSpace:
         if "dilations" in g and any(h % len(g["dilations"]) for h in ls_heads):
             fits = [d for d in self.globals["dilations"].values() if all(h % len(d) == 0 for h in ls_heads)]
             g["dilations"] = max(fits, key=len) if fits else (1,)
-        if "group_width" not in self.globals:
-            hidden = math.gcd(*[d * g.get("mlp_ratio", 4) for d in dims])
-            g["group_width"] = next(w for w in (64, 32, 16, 8, 4, 2, 1) if hidden % w == 0)
+        hidden = math.gcd(*[d * g.get("mlp_ratio", 4) for d in dims])
+        wanted = g.get("group_width", 64)
+        if hidden % wanted:  # the largest power of two <= the wanted width dividing every hidden width
+            g["group_width"] = next(w for w in (64, 32, 16, 8, 4, 2, 1) if w <= wanted and hidden % w == 0)
+        elif "group_width" not in g:
+            g["group_width"] = wanted
         try:
             return ArchConfig(img_size=shape.img_size, in_channels=shape.in_channels, num_classes=shape.num_classes,
                               depths=tuple(stage["depth"]), dims=tuple(dims), heads=tuple(stage["heads"]),

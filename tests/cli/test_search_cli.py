@@ -69,3 +69,12 @@ def test_space_commands(tmp_path):
     broken.write_text("stages: [1]\n")
     out = snnas("space", "validate", str(broken))
     assert out.returncode == 2 and "per_stage" in out.stderr
+
+
+def test_unwritable_results_directory_is_one_line_and_leaves_nothing(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = snnas("search", "--budget", "1", "--out", str(blocker), *TINY)
+    assert out.returncode == 2 and str(blocker) in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a directory"

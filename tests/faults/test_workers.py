@@ -135,3 +135,30 @@ def test_a_local_run_killed_with_sigkill_resumes_and_loses_nothing(tmp_path):
     retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == trial.number)
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+@SLOW
+def test_ctrl_c_stops_cleanly_after_writing_the_results_so_far(tmp_path):
+    common = ["search", "--study", "c", "--budget", "4", "--steps", "40", "--out", str(tmp_path), *TINY]
+    journal = tmp_path / "c" / "study.journal"
+
+    def one_done_one_running():
+        if not journal.exists():
+            return None
+        study = _load("c", _journal(journal))
+        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+        return bool(done) and any(t.state == TrialState.RUNNING for t in study.trials)
+
+    run = start(*common)
+    wait_for(one_done_one_running, timeout=240)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    trials = (tmp_path / "c" / "trials.csv").read_text()
+    assert "complete" in trials and "interrupted" in trials
+    study = _load("c", _journal(journal))
+    interrupted = next(t for t in study.trials if t.user_attrs.get("fail_reason") == "interrupted")
+    assert not counts_toward_budget(interrupted)
+    assert any(t.state == TrialState.WAITING and t.user_attrs.get("retry_of") == interrupted.number
+               for t in study.trials)

@@ -38,6 +38,8 @@ def _with(path, value):
     ("per_stage.depth", KeyError, "per_stage.depth"),  # missing
     ("global.qkv_bias", "yes", "global.qkv_bias"),
     ("global.dilations", [[1], [0, 2]], "global.dilations[1]"),
+    ("global.window", [3, 4], "global.window[1]"),  # ArchConfig's own rule: odd windows
+    ("global.window", {"low": 3, "high": 5}, "global.window"),  # a range that holds an even window
 ])
 def test_each_kind_of_bad_space_names_the_key(path, value, where):
     with pytest.raises(SpaceError) as info:
