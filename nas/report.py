@@ -51,14 +51,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                     "eval_time_s", "count_time_s", "duration_s", "seed"):
             row[key] = ua.get(key)
         row["feasible"] = all(v <= 0 for v in (getattr(t, "constraints", None) or {}).values()) if t.values else None
-        row["fail_reason"] = ua.get("fail_reason") or ua.get("pruned_reason") or ""
+        row["duplicate_of"] = ua.get("duplicate_of")
+        row["fail_reason"] = ua.get("fail_reason") or ua.get("pruned_reason") or \
+            ("worker died (heartbeat)" if t.state == optuna.trial.TrialState.FAIL else "")
         for key in ARCH_COLUMNS:
             row[key] = _flat(arch.get(key))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    done = frame["state"].eq("complete") & frame["feasible"].fillna(True).astype(bool)
+    done = frame["state"].eq("complete") & frame["feasible"].fillna(True).astype(bool) & frame["duplicate_of"].isna()
     frame["pareto"] = False
     if done.any():
         sub = frame[done]
@@ -86,7 +88,7 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.Da
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = frame[frame["state"].eq("complete")]
+    done = frame[frame["state"].eq("complete") & frame["duplicate_of"].isna()]
     done = done[done["objective"].map(math.isfinite) & (done["energy_mj"] > 0)]
     style = {"font.family": "serif", "font.size": 8, "axes.labelsize": 8, "legend.fontsize": 7,
              "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False}

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "nsga2", "random")
 PROXIES = ("train", "sahd")
 MAX_CONSECUTIVE_PRUNED = 1000
+MAX_CONSECUTIVE_DUPLICATES = 200
 WAIT_FOR_OTHERS_S = 1.0  # poll interval while other workers finish the last trials
 
 
@@ -185,7 +186,7 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     profiles = [load_profile(p) for p in settings.profiles]
     worker = worker or worker_info(settings.seed, 0)
     study = study or open_study(settings, space, split, worker=worker)
-    pruned_in_a_row = 0
+    pruned_in_a_row = duplicates_in_a_row = 0
     while True:
         reap_dead_workers(study)
         done = evaluated_count(study)
@@ -203,9 +204,17 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         arch = space.suggest(trial, shape)
-        params = _params(arch)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("seed", settings.proxy_settings.seed)
+        if _reuse_duplicate(study, trial, arch):
+            duplicates_in_a_row += 1
+            if duplicates_in_a_row >= MAX_CONSECUTIVE_DUPLICATES:
+                log.warning("the sampler proposed %d evaluated architectures in a row: the space looks exhausted; "
+                            "stopping with %d evaluated trials", duplicates_in_a_row, done)
+                break
+            continue
+        duplicates_in_a_row = 0
+        params = _params(arch)
         if settings.max_params is not None and params > settings.max_params:
             trial.set_user_attr("pruned_reason", f"{params} parameters > --max-params {settings.max_params}")
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -250,6 +259,24 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
         study.tell(trial, [objective, energy])
         _emit(on_event, trial.number, "complete", arch, objective, energy, done + 1, settings)
     return study
+
+
+def _reuse_duplicate(study: optuna.Study, trial: optuna.trial.Trial, arch: ArchConfig) -> bool:
+    """An architecture already evaluated gets its earlier result: the proxy is deterministic (same
+    seed, batches and split), so training it again would give the same numbers. Such a trial is
+    marked ``duplicate_of``, costs milliseconds, and does not count toward the budget."""
+    key = arch.to_dict()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.user_attrs.get("arch") == key and "duplicate_of" not in t.user_attrs:
+            for name, value in t.user_attrs.items():
+                if name not in ("worker", "arch", "retry_of", "retries"):
+                    trial.set_user_attr(name, value)
+            trial.set_user_attr("duplicate_of", t.number)
+            for name, value in t.constraints.items() if getattr(t, "constraints", None) else ():
+                trial.set_constraint(name, value)
+            study.tell(trial, list(t.values))
+            return True
+    return False
 
 
 def _emit(on_event, number, state, arch, objective, energy, done, settings, reason=""):

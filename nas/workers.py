@@ -54,10 +54,11 @@ def stamp(trial: optuna.trial.Trial, info: WorkerInfo) -> None:
 
 
 def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
-    """Completed trials and failed candidates count; a FAIL without a reason is a stale trial
+    """Completed trials (not re-proposals of an evaluated architecture) and failed candidates
+    count; a FAIL without a reason is a stale trial
     that Optuna's heartbeat check failed (its worker died) and that was retried."""
     if t.state == TrialState.COMPLETE:
-        return True
+        return "duplicate_of" not in t.user_attrs  # a re-proposed architecture reuses a result
     return t.state == TrialState.FAIL and bool(t.user_attrs.get("fail_reason")) and \
         t.user_attrs.get("fail_reason") not in NOT_COUNTED
 

@@ -99,3 +99,21 @@ def test_energy_limit_marks_candidates_infeasible_and_keeps_them_off_the_front(t
     assert frame["state"].eq("complete").all()
     assert not frame["feasible"].any() and not frame["pareto"].any()
     assert all(t.constraints["max_energy_mj"] > 0 for t in study.trials)
+
+
+def test_a_re_proposed_architecture_reuses_its_result_and_an_exhausted_space_stops(tmp_path, split, monkeypatch):
+    import yaml
+
+    doc = yaml.safe_load(open("space.yaml"))
+    doc["stages"] = 1
+    doc["per_stage"] = {"depth": 1, "heads": 1, "head_dim": 8, "attention": "ssa", "patch_size": 1}
+    doc["global"] = {k: (v[0] if isinstance(v, list) and not isinstance(v[0], list) else v)
+                     for k, v in doc["global"].items()} | {"dilations": [1]}
+    space = SearchSpace.from_dict(doc)
+    assert space.size() == 1
+    monkeypatch.setattr("nas.study.MAX_CONSECUTIVE_DUPLICATES", 5)
+    study = run_search(_settings(tmp_path, budget=3), space, split, device=CPU)
+    frame = trials_frame(study)
+    assert frame["state"].eq("complete").all() and len(frame) == 1 + 5
+    assert frame["duplicate_of"].iloc[1:].eq(0).all() and frame["objective"].nunique() == 1
+    assert frame["pareto"].tolist() == [True] + [False] * 5
