@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -214,7 +215,7 @@ def energy(
         return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".partial")
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.partial")
         tmp.write_text(text)
         tmp.replace(output)  # never leave a half-written report under the final name
     except OSError as exc:

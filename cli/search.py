@@ -231,9 +231,10 @@ def search(
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
     try:
         settings.study_dir.mkdir(parents=True, exist_ok=True)
-        probe = settings.study_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=settings.study_dir, prefix=".write-test-"):
+            pass  # unique per process: workers sharing the folder must not race on one probe
     except OSError as exc:
         raise CliError(f"{settings.study_dir}: cannot write results ({exc.strerror or exc})") from None
     run_info = {"versions": _versions(), "seed": seed, "device": str(dev),

@@ -77,7 +77,8 @@ def reference_point(frame: pd.DataFrame, ref_energy_mj: float | None = None) -> 
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
+    """Never a half-written file under the final name, even with several workers writing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -110,7 +111,9 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.Da
         fig.tight_layout()
         paths = [out_dir / f"pareto.{ext}" for ext in ("png", "pdf", "svg")]
         for path in paths:
-            fig.savefig(path)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            fig.savefig(tmp, format=path.suffix[1:])
+            os.replace(tmp, path)
         plt.close(fig)
     return paths
 
