@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from nas.data import ProxySplit, load_dataset
-from nas.proxy import ProxySettings, train_proxy
+from nas.proxy import train_proxy
 from nas.space import DataShape, SearchSpace
 from nas.stats import bootstrap_ci, kendall_tau, spearman_rho
 from nas.study import SearchSettings
