@@ -109,21 +109,25 @@ def test_sqlite_is_refused_for_several_workers_and_bad_urls_are_one_line(tmp_pat
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def _one_done_one_running(name, journal):
+    """Waits for a local study with a finished trial and one in training; returns the latter."""
+    def check():
+        if not journal.exists():
+            return None
+        study = _load(name, _journal(journal))
+        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+        running = [t for t in study.trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs]
+        return running[0] if done and running else None
+    return check
+
+
 @SLOW
 def test_a_local_run_killed_with_sigkill_resumes_and_loses_nothing(tmp_path):
     common = ["search", "--study", "k", "--budget", "3", "--steps", "40", "--out", str(tmp_path), *TINY]
     journal = tmp_path / "k" / "study.journal"
 
-    def one_done_one_running():
-        if not journal.exists():
-            return None
-        study = _load("k", _journal(journal))
-        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-        running = [t for t in study.trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs]
-        return running[0] if done and running else None
-
     run = start(*common)
-    trial = wait_for(one_done_one_running, timeout=240)
+    trial = wait_for(_one_done_one_running("k", journal), timeout=240)
     os.kill(run.pid, signal.SIGKILL)
     run.communicate()
     resumed = snnas(*common)
@@ -142,15 +146,8 @@ def test_ctrl_c_stops_cleanly_after_writing_the_results_so_far(tmp_path):
     common = ["search", "--study", "c", "--budget", "4", "--steps", "40", "--out", str(tmp_path), *TINY]
     journal = tmp_path / "c" / "study.journal"
 
-    def one_done_one_running():
-        if not journal.exists():
-            return None
-        study = _load("c", _journal(journal))
-        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-        return bool(done) and any(t.state == TrialState.RUNNING for t in study.trials)
-
     run = start(*common)
-    wait_for(one_done_one_running, timeout=240)
+    wait_for(_one_done_one_running("c", journal), timeout=240)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err
