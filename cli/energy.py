@@ -76,15 +76,12 @@ def _inputs(arch, example, *, input_file, shape, samples, data):
     """(tensor, description)."""
     import torch
 
-    from nas.data import fit_images, load_dataset, sample_digits
+    from nas.data import load_dataset, sample_digits, sample_images
 
     if data is not None:
-        dataset = load_dataset(data)
-        order = torch.randperm(len(dataset.labels), generator=torch.Generator().manual_seed(0))[:samples]
-        images = dataset.images[order]
-        if arch is not None:
-            images = fit_images(images, channels=arch.in_channels, size=arch.img_size)
-        return images, f"{len(order)} images of {data}"
+        images = sample_images(load_dataset(data), samples, channels=arch.in_channels if arch else None,
+                               size=arch.img_size if arch else None)
+        return images, f"{len(images)} images of {data}"
     if input_file is not None:
         return _read_input(input_file), f"file {input_file}"
     if shape is not None:

@@ -148,7 +148,7 @@ FREE_OPS = {
     "index_select", "gather", "narrow", "chunk", "_reshape_alias", "expand_as", "unfold", "roll", "flip",
     "constant_pad_nd", "pad", "max_pool2d_with_indices_backward", "set_", "resize_", "empty_strided",
     "lift_fresh_copy", "zero_", "is_nonzero", "eq", "ne", "ge", "gt", "le", "lt", "logical_not", "where",
-    "masked_fill", "arange", "_unsafe_index", "mul_", "add_", "copy_",
+    "masked_fill", "arange", "_unsafe_index",
 }
 
 
@@ -221,7 +221,8 @@ class _Counter(TorchDispatchMode):
         out = func(*args, **kwargs)
         if self.neuron_depth == 0:
             name = _op_name(func)
-            handler = self.handlers.get(name)
+            # in-place arithmetic (x += y) is counted like its out-of-place twin
+            handler = self.handlers.get(name) or self.handlers.get(name.rstrip("_"))
             if handler is not None:
                 handler(args, out)
             elif name not in FREE_OPS and name.rstrip("_") not in FREE_OPS:

@@ -243,8 +243,15 @@ class ProxySplit:
         return int(self.train_x.shape[-1])
 
 
-def sample_digits(n: int, *, channels: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``n`` digits drawn with a fixed seed (the file is sorted by label), fitted to a model's input."""
-    data = load_digits()
+def sample_images(data: Dataset, n: int, *, channels: int | None = None, size: int | None = None,
+                  seed: int = 0) -> torch.Tensor:
+    """``n`` images drawn with a fixed seed (files may be sorted by label), fitted to a model's input
+    when ``channels`` and ``size`` are given."""
     order = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(seed))[:n]
-    return fit_images(data.images[order], channels=channels, size=size)
+    images = data.images[order]
+    return images if channels is None or size is None else fit_images(images, channels=channels, size=size)
+
+
+def sample_digits(n: int, *, channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``n`` embedded digits fitted to a model's input."""
+    return sample_images(load_digits(), n, channels=channels, size=size, seed=seed)

@@ -127,6 +127,18 @@ def test_dense_totals_agree_with_fvcore(attention):
     assert counts.total("dense") * 2 == fv  # fvcore counts the whole batch of 2
 
 
+def test_in_place_additions_are_counted_like_out_of_place_ones():
+    class InPlace(nn.Module):
+        def forward(self, x, y):
+            x = x.clone()
+            x += y  # aten.add_.Tensor
+            return x
+
+    counts = count_ops(InPlace(), (torch.ones(2, 3), torch.ones(2, 3)))
+    assert counts.total("residual_adds") == 3  # per sample
+    assert counts.unsupported == {}
+
+
 def test_nothing_is_silently_zero_unknown_ops_are_listed():
     class Odd(nn.Module):
         def forward(self, x):
