@@ -189,9 +189,11 @@ def search(
     max_energy: Optional[float] = typer.Option(None, "--max-energy", help="Hard limit in mJ per sample (constraint)."),
     refine: int = typer.Option(0, "--refine", min=0, help="Re-train K front members with --refine-steps."),
     refine_steps: int = typer.Option(400, "--refine-steps", min=1, help="Steps for --refine."),
-    steps: int = typer.Option(100, "--steps", min=1, help="Proxy training steps per candidate."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Proxy batch size."),
+    steps: int = typer.Option(200, "--steps", min=1, help="Proxy training steps per candidate."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Proxy batch size."),
     lr: float = typer.Option(1e-2, "--lr", help="Proxy peak learning rate."),
+    bn_gain: float = typer.Option(2.0, "--bn-gain", min=0.0, help="Batch-norm scale at the start of proxy "
+                                  "training (1 = PyTorch's init; see README, proxy fidelity)."),
     train_size: int = typer.Option(2000, "--train-size", min=1, help="Training images for the proxy."),
     val_size: int = typer.Option(500, "--val-size", min=1, help="Held-out images for accuracy and energy."),
     resolution: int = typer.Option(16, "--resolution", min=4, help="Image side used during the search."),
@@ -228,7 +230,8 @@ def search(
                               profiles=tuple(profile), convention=convention, max_params=max_params,
                               max_energy_mj=max_energy, storage=storage, train_size=train_size, val_size=val_size,
                               resolution=resolution, workers=workers, heartbeat_s=heartbeat,
-                              proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr, seed=seed))
+                              proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr,
+                                                           bn_init_gain=bn_gain, seed=seed))
     try:
         settings.study_dir.mkdir(parents=True, exist_ok=True)
         import tempfile

@@ -164,7 +164,7 @@ def _record(trial, result: ProxyResult, profiles: list[Profile], convention: str
         "params": params, "dense": counts.total("dense"), "macs": counts.total("macs"),
         "acs": counts.total("acs"), "firing_rate": counts.total("spikes") / updates if updates else 0.0,
         "zero_cost": result.zero_cost, "loss": result.loss, "train_time_s": result.train_time_s,
-        "eval_time_s": result.eval_time_s, "count_time_s": result.count_time_s,
+        "eval_time_s": result.eval_time_s, "count_time_s": result.count_time_s, "score_time_s": result.score_time_s,
         "energy_mj": {name: e.total_mj for name, e in energies.items()},
         "energy_complete": {name: e.complete for name, e in energies.items()},
     }

@@ -1,0 +1,95 @@
+"""The proxy's training recipe and its single evaluation pass."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+from energy.counting import count_ops, is_neuron
+from nas.data import ProxySplit, load_dataset
+from nas.proxy import ProxySettings, _lr, accuracy, build_candidate, evaluate, scale_batch_norms, train, train_proxy
+from tests.conftest import tiny_arch
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def split():
+    return ProxySplit.make(load_dataset("digits"), train_size=96, val_size=40, resolution=16)
+
+
+def _arch(split):
+    return tiny_arch(in_channels=split.channels, num_classes=split.num_classes)
+
+
+def test_learning_rate_warms_up_over_its_share_of_steps_then_decays_to_zero():
+    s = ProxySettings(steps=200, lr=0.01, warmup_fraction=0.1)
+    assert _lr(0, s) == pytest.approx(0.01 / 20)
+    assert _lr(19, s) == pytest.approx(0.01)  # 20 warm-up steps
+    assert _lr(20, s) == pytest.approx(0.01)  # cosine starts at the peak
+    assert _lr(110, s) == pytest.approx(0.005)  # half way through the decay
+    assert _lr(199, s) < 0.01 * 1e-3
+    assert _lr(0, ProxySettings(steps=4, warmup_fraction=0.1)) == pytest.approx(0.01)  # no warm-up left
+
+
+def test_batch_norm_gain_sets_every_scale_and_raises_early_firing(split):
+    arch = _arch(split)
+    model = build_candidate(arch, seed=0, device=CPU)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(torch.all(m.weight == 1) for m in norms)
+
+    def firing(m):  # in training mode, as the first steps see it (batch statistics)
+        from spikingjelly.activation_based import functional
+
+        spikes, total = [], []
+
+        def hook(module, args, out):  # returns None: the output is left as it is
+            spikes.append(float((out != 0).sum()))
+            total.append(out.numel())
+
+        hooks = [n.register_forward_hook(hook) for n in m.modules() if is_neuron(n)]
+        m.train()
+        with torch.no_grad():
+            m(split.val_x[:16])
+        functional.reset_net(m)
+        for h in hooks:
+            h.remove()
+        return sum(spikes) / sum(total)
+
+    before = firing(model)
+    scale_batch_norms(model, 2.0)
+    assert all(torch.all(m.weight == 2) for m in norms)
+    assert firing(model) > 1.5 * before  # the point of the gain: more neurons above threshold at the start
+
+
+def test_one_pass_evaluation_gives_the_accuracy_and_counts_of_separate_passes(split):
+    settings = ProxySettings(steps=3, batch_size=16, energy_samples=12, eval_batch=16)
+    model = build_candidate(_arch(split), seed=0, device=CPU)
+    train(model, split, settings, CPU)
+    acc, counts, count_s = evaluate(model, split, settings, CPU)
+    assert acc == accuracy(model, split.val_x, split.val_y, batch=16, device=CPU)
+    separate = count_ops(model, split.val_x[:12])
+    assert counts.total("acs") == pytest.approx(separate.total("acs"))
+    assert counts.total("macs") == pytest.approx(separate.total("macs"))
+    assert count_s > 0
+
+
+def test_train_proxy_reports_time_per_part_and_zero_cost_on_pytorch_init(split):
+    settings = ProxySettings(steps=2, batch_size=16, energy_samples=8, zero_cost_batch=8)
+    result = train_proxy(_arch(split), split, settings, device=CPU)
+    assert min(result.train_time_s, result.eval_time_s, result.count_time_s, result.score_time_s) > 0
+    # the zero-cost score is taken before the gain, so it matches SNASNet's setting whatever the gain
+    other = train_proxy(_arch(split), split, ProxySettings(**{**settings.__dict__, "bn_init_gain": 1.0}), device=CPU)
+    assert result.zero_cost == pytest.approx(other.zero_cost)
+
+
+def test_cli_defaults_are_the_proxy_defaults():
+    from cli.search import search
+
+    params = inspect.signature(search).parameters
+    d = ProxySettings()
+    assert (params["steps"].default.default, params["batch_size"].default.default, params["lr"].default.default,
+            params["bn_gain"].default.default) == (d.steps, d.batch_size, d.lr, d.bn_init_gain)
