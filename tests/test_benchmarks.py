@@ -1,0 +1,53 @@
+"""The benchmark helpers: the run cache reuses only identical runs; hypervolume normalisation."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from _runs import RunCache  # noqa: E402
+from search_efficiency import normalised_hv  # noqa: E402
+
+from nas.data import ProxySplit, load_dataset  # noqa: E402
+from nas.proxy import ProxySettings  # noqa: E402
+from tests.conftest import tiny_arch  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def test_run_cache_reuses_only_identical_runs_and_survives_a_restart(tmp_path, monkeypatch):
+    split = ProxySplit.make(load_dataset("digits"), train_size=64, val_size=32, resolution=16)
+    arch = tiny_arch(in_channels=1, num_classes=10)
+    settings = ProxySettings(steps=2, batch_size=8, energy_samples=4, zero_cost_batch=4)
+    path = tmp_path / "runs.jsonl"
+    first = RunCache(path).run(arch, settings, split, CPU, energy=True)
+    assert not first["cached"] and first["energy_mj"] > 0 and 0 <= first["accuracy"] <= 1
+
+    import _runs
+
+    calls = []
+    monkeypatch.setattr(_runs, "train_proxy", lambda *a, **k: calls.append(1) or pytest.fail("re-ran a cached run"))
+    again = RunCache(path).run(arch, settings, split, CPU, energy=True)  # a new process reads the file
+    assert again["cached"] and again["accuracy"] == first["accuracy"] and again["energy_mj"] == first["energy_mj"]
+
+    monkeypatch.undo()
+    other = RunCache(path).run(arch, replace(settings, seed=1), split, CPU)  # another seed is another run
+    assert not other["cached"]
+    other_data = ProxySplit.make(load_dataset("digits"), train_size=64, val_size=32, resolution=16, seed=3)
+    assert not RunCache(path).run(arch, settings, other_data, CPU)["cached"]
+
+
+def test_normalised_hypervolume_is_the_dominated_share_of_the_bounded_box():
+    bounds = {"accuracy": [0.1, 1.0], "energy_mj": [1e-4, 1e-1]}  # three decades
+    assert normalised_hv([1.0], [1e-4], bounds) == pytest.approx(1.0)  # the ideal corner dominates the box
+    assert normalised_hv([0.55], [1e-4], bounds) == pytest.approx(0.5)
+    assert normalised_hv([1.0], [1e-1], bounds) == 0.0  # on the reference energy: nothing
+    assert normalised_hv([1.0], [10 ** -2.5], bounds) == pytest.approx(0.5)
+    two = normalised_hv([0.55, 1.0], [1e-4, 10 ** -2.5], bounds)
+    assert two == pytest.approx(0.5 + 0.5 * 0.5)  # union of the two rectangles
