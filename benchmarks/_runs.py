@@ -55,3 +55,22 @@ class RunCache:
             with self.path.open("a") as f:
                 f.write(json.dumps(self.rows[key]) + "\n")
         return {**out, "cached": False}
+
+
+def setup(threads: int | None):
+    """The benchmarks' common start: torch threads, quiet Optuna, and the search's default split
+    (embedded digits) and space. Returns (split, space, shape)."""
+    import optuna
+
+    from nas.data import load_dataset
+    from nas.space import DataShape, SearchSpace
+    from nas.study import SearchSettings
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if threads:
+        torch.set_num_threads(threads)
+    d = SearchSettings()
+    split = ProxySplit.make(load_dataset("digits"), train_size=d.train_size, val_size=d.val_size,
+                            resolution=d.resolution, seed=d.seed)
+    space = SearchSpace.from_yaml("space.yaml")
+    return split, space, DataShape(split.resolution, split.channels, split.num_classes)

@@ -29,11 +29,9 @@ import optuna
 import pandas as pd
 import torch
 
-from _runs import RunCache  # benchmarks/_runs.py, beside this script
-from nas.data import ProxySplit, load_dataset
+from _runs import RunCache, setup  # benchmarks/_runs.py, beside this script
 from nas.models import build_model
 from nas.proxy import ProxySettings, zero_cost_proxy
-from nas.space import DataShape, SearchSpace
 from nas.stats import bootstrap_ci, kendall_tau, spearman_rho
 from nas.study import SearchSettings
 
@@ -84,18 +82,11 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true", help="measure every run again")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    defaults = SearchSettings()
-    short = defaults.proxy_settings
+    split, space, shape = setup(args.threads)
+    short = SearchSettings().proxy_settings
     budget_ratio = (LONG.steps * LONG.batch_size) / (short.steps * short.batch_size)
     if budget_ratio < 10:
         raise SystemExit(f"the reference schedule must see at least 10x the proxy's images, got {budget_ratio:.1f}x")
-    split = ProxySplit.make(load_dataset("digits"), train_size=defaults.train_size, val_size=defaults.val_size,
-                            resolution=defaults.resolution, seed=defaults.seed)
-    space = SearchSpace.from_yaml("space.yaml")
-    shape = DataShape(split.resolution, split.channels, split.num_classes)
     cache, cpu = RunCache(None if args.no_cache else CACHE), torch.device("cpu")
     rows, start = [], time.perf_counter()
     for draw in args.draws:

@@ -31,10 +31,10 @@ import optuna
 import pandas as pd
 import torch
 
-from _runs import ENERGY_CONVENTION, ENERGY_PROFILE, RunCache  # benchmarks/_runs.py, beside this script
+from _runs import ENERGY_CONVENTION, ENERGY_PROFILE, RunCache, setup  # benchmarks/_runs.py, beside this script
 from energy.counting import count_ops
 from energy.profile import load_profile
-from nas.data import ProxySplit, load_dataset
+from nas.data import ProxySplit
 from nas.models import build_model
 from nas.pareto import hypervolume, pareto_mask
 from nas.space import DataShape, SearchSpace
@@ -107,15 +107,8 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    defaults = SearchSettings()
-    proxy, cpu = defaults.proxy_settings, torch.device("cpu")
-    split = ProxySplit.make(load_dataset("digits"), train_size=defaults.train_size, val_size=defaults.val_size,
-                            resolution=defaults.resolution, seed=defaults.seed)
-    space = SearchSpace.from_yaml("space.yaml")
-    shape = DataShape(split.resolution, split.channels, split.num_classes)
+    split, space, shape = setup(args.threads)
+    proxy, cpu = SearchSettings().proxy_settings, torch.device("cpu")
     cache = RunCache(None if args.no_cache else CACHE)
     start = time.perf_counter()
     bounds = _bounds(space, shape, split)  # before any run

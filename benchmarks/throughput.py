@@ -22,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import torch
 
+from _runs import setup  # benchmarks/_runs.py, beside this script
 from energy.counting import count_ops
 from nas.arch import ArchConfig
-from nas.data import ProxySplit, load_dataset
+from nas.data import ProxySplit
 from nas.proxy import ProxySettings, accuracy, build_candidate, evaluate, scale_batch_norms, train
 from nas.report import trials_frame
 from nas.space import SearchSpace
@@ -95,13 +95,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    defaults = SearchSettings()
-    split = ProxySplit.make(load_dataset("digits"), train_size=defaults.train_size, val_size=defaults.val_size,
-                            resolution=defaults.resolution, seed=defaults.seed)
-    space = SearchSpace.from_yaml("space.yaml")
+    split, space, _ = setup(args.threads)
     start = time.perf_counter()
     frames = {}
     for name, (proxy, settings) in PROXIES.items():
