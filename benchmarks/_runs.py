@@ -4,7 +4,7 @@ A long training of one candidate takes minutes on a laptop CPU; the benchmarks r
 only when the architecture, the proxy settings, the data split and the device kind are all the
 same, so a cached number is one this code measured, never an estimate. Pass ``--no-cache`` to
 the scripts to measure everything again. One JSON object per line, appended as runs finish
-(an interrupted benchmark keeps what it measured).
+(an interrupted benchmark keeps what it measured; several benchmark processes may share the file).
 """
 
 from __future__ import annotations
@@ -28,11 +28,22 @@ class RunCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.rows: dict[str, dict] = {}
-        if path is not None and path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
+        self._read_size = -1
+        self._reload()
+
+    def _reload(self) -> None:
+        """Read the file again if it grew (another benchmark process may be appending to it)."""
+        if self.path is None or not self.path.exists() or self.path.stat().st_size == self._read_size:
+            return
+        text = self.path.read_text()
+        self._read_size = len(text.encode())
+        for line in text.splitlines():
+            if line.strip():
+                try:
                     row = json.loads(line)
-                    self.rows[row["key"]] = row
+                except json.JSONDecodeError:  # a line another process is still writing
+                    continue
+                self.rows[row["key"]] = row
 
     @staticmethod
     def key(arch: ArchConfig, settings: ProxySettings, split: ProxySplit, device: torch.device) -> str:
@@ -44,6 +55,8 @@ class RunCache:
         """``{"accuracy", "train_time_s", "energy_mj", "cached"}`` of a training run, measured now or
         earlier; ``energy=True`` needs the energy (default profile and convention) recorded too."""
         key = self.key(arch, settings, split, device)
+        if key not in self.rows:
+            self._reload()
         if key in self.rows and (not energy or self.rows[key]["result"].get("energy_mj") is not None):
             return {**self.rows[key]["result"], "cached": True}
         result: ProxyResult = train_proxy(arch, split, settings, device=device, zero_cost=False)
