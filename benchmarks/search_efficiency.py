@@ -124,7 +124,7 @@ def main() -> None:
                 frame.loc[i, "hv_proxy"] = normalised_hv(frame["accuracy"][:i + 1].tolist(),
                                                          frame["energy_mj"][:i + 1].tolist(), bounds)
             front = frame[pareto_mask(frame["accuracy"].tolist(), frame["energy_mj"].tolist())]
-            again = [cache.run(space_arch(a), reeval, split, cpu, energy=True) for a in front["arch"]]
+            again = [cache.run(_arch_of(a), reeval, split, cpu, energy=True) for a in front["arch"]]
             hv = normalised_hv([r["accuracy"] for r in again], [r["energy_mj"] for r in again], bounds)
             finals.append({"sampler": name, "seed": seed, "hypervolume": hv,
                            "hypervolume_proxy": float(frame["hv_proxy"].iloc[-1]), "front_size": len(front),
@@ -164,7 +164,7 @@ def main() -> None:
           f"{result['wins_tpe_over_random']}/{len(args.seeds)} seeds; {wall / 60:.1f} min")
 
 
-def space_arch(key: str):
+def _arch_of(key: str):
     from nas.arch import ArchConfig
 
     return ArchConfig.from_dict(json.loads(key))
