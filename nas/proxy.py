@@ -73,7 +73,7 @@ def scale_batch_norms(model: nn.Module, gain: float) -> None:
 
     Why while ranking: after a freshly initialised batch norm the input current X of a
     LIF neuron (tau = 2, decay_input) is ~N(0, 1) and the first step fires only when X/2 > V_th = 1,
-    i.e. for ~2% of inputs (measured 0.1-3% in the first stage of sampled candidates). Short
+    i.e. for P(X > 2) = 2.3% of inputs, and deeper layers see sparser input still. Short
     training then spends its steps waking the network up, and which candidate wakes first is
     close to chance. A scale of 2 puts ~16% above threshold, near the rates of trained spiking
     transformers, in the spirit of fluctuation-driven initialisation (Rossbroich, Gygax & Zenke,
