@@ -69,7 +69,11 @@ def test_one_pass_evaluation_gives_the_accuracy_and_counts_of_separate_passes(sp
     settings = ProxySettings(steps=3, batch_size=16, energy_samples=12, eval_batch=16)
     model = build_candidate(_arch(split), seed=0, device=CPU)
     train(model, split, settings, CPU)
+    calls = []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     acc, counts, count_s = evaluate(model, split, settings, CPU)
+    handle.remove()
+    assert calls == [12, 16, 12]  # 40 held-out images: 12 counted, then 16 + 12, none run twice
     assert acc == accuracy(model, split.val_x, split.val_y, batch=16, device=CPU)
     separate = count_ops(model, split.val_x[:12])
     assert counts.total("acs") == pytest.approx(separate.total("acs"))
