@@ -92,7 +92,12 @@ class PLIF(neuron.ParametricLIFNode):
         )
 
 
-class TernaryLIF(base.MemoryModule):
+def _heaviside(x: torch.Tensor) -> torch.Tensor:
+    """The surrogates' forward value, for TorchScript tracing (which cannot record their autograd)."""
+    return (x >= 0).to(x)
+
+
+class TernaryLIF(neuron.BaseNode):
     """Ternary LIF of the A2OS2A Spiking Transformer (Guo et al., CVPR 2025), spikes in {-1, 0, 1}.
 
     U[t] = H[t-1] + X[t]
@@ -100,24 +105,24 @@ class TernaryLIF(base.MemoryModule):
     H[t] = V_reset * S[t] + beta * U[t] * (1 - |S[t]|),   beta = 1 - 1/tau
 
     With V_reset = 0 the membrane resets to 0 after a spike of either sign. The gradient of
-    the step uses the configured surrogate on |U| - V_th, carried through sign(U).
+    the step uses the configured surrogate on |U| - V_th, carried through sign(U). A spikingjelly
+    ``BaseNode`` (membrane memory ``v``), so every tool that finds spikingjelly neurons finds it.
     """
 
     OUTPUT_KIND = "ternary"
 
     def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> None:
-        super().__init__()
-        self.v_threshold = v_threshold
+        super().__init__(v_threshold=float(v_threshold), v_reset=V_RESET, surrogate_function=_surrogate(surrogate),
+                         detach_reset=True, step_mode="m")
         self.beta = 1.0 - 1.0 / TAU
-        self.surrogate_function = _surrogate(surrogate)
-        self.register_memory("v", 0.0)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:  # [T, ...] -> [T, ...]
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
+        step = _heaviside if torch.jit.is_tracing() else self.surrogate_function
         spikes = []
         for x in x_seq:
             u = v + x
-            s = torch.sign(u) * self.surrogate_function(u.abs() - self.v_threshold)
+            s = torch.sign(u) * step(u.abs() - self.v_threshold)
             s_det = s.detach()  # detach_reset, as for the binary neurons
             v = V_RESET * s_det + self.beta * u * (1.0 - s_det.abs())
             spikes.append(s)

@@ -11,7 +11,11 @@ Every matmul has one spike operand ("dual spike"), so it is addition-only. r_S a
 per-head firing rates of S and A, kept as buffers: initialised from the first training batch,
 then an exponential moving average (momentum 0.999) updated in training only and frozen in
 eval. Before any training step (a freshly built model evaluated as is) the current batch's
-rates are used and nothing is stored. Without this scaling the paper reports no convergence.
+rates are used and nothing is stored; ``calibrate_rates`` stores them from one batch instead,
+as the first training step would. Without this scaling the paper reports no convergence.
+
+Whether the buffers hold rates is mirrored in a Python flag, so that evaluation has no branch
+on a tensor's value (``torch.export`` and TorchScript tracing then see one fixed path).
 """
 
 from __future__ import annotations
@@ -40,18 +44,23 @@ class DSSA(SpikingBranch):
         self.register_buffer("rate_s", torch.zeros(self.heads))
         self.register_buffer("rate_a", torch.zeros(self.heads))
         self.register_buffer("rates_initialised", torch.zeros((), dtype=torch.bool))
+        self._initialised = False  # mirrors the buffer: evaluation branches on a Python value
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._initialised = bool(self.rates_initialised)
 
     def _rate(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Per-head firing rate of ``x`` [T, B, h, *, *]: batch value in training, EMA in eval."""
         batch_rate = x.detach().abs().float().mean(dim=(0, 1, 3, 4))  # [h]
         stored = getattr(self, name)
         if self.training:
-            if bool(self.rates_initialised):
+            if self._initialised:
                 stored.mul_(RATE_MOMENTUM).add_(batch_rate, alpha=1 - RATE_MOMENTUM)
             else:
                 stored.copy_(batch_rate)
             return stored.clone()
-        return stored.clone() if bool(self.rates_initialised) else batch_rate
+        return stored.clone() if self._initialised else batch_rate
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
         t, b, c, height, width = s.shape
@@ -67,5 +76,28 @@ class DSSA(SpikingBranch):
         c2 = (self._rate("rate_a", a) * n_prime).clamp_min(MIN_RATE).rsqrt().view(1, 1, -1, 1, 1)
         if self.training:
             self.rates_initialised.fill_(True)
+            self._initialised = True
         o = self.o_neuron((y2 @ a) * c2)  # [T, B, h, d, HW]
         return self.proj(o.reshape(t, b, c, height, width))
+
+
+def calibrate_rates(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Store firing rates from the batch ``x`` in every DSSA whose buffers hold none yet, as the
+    first training step would, leaving the rest of the model in eval mode. Returns their number."""
+    from spikingjelly.activation_based.functional import reset_net
+
+    fresh = [m for m in model.modules() if isinstance(m, DSSA) and not m._initialised]
+    if not fresh:
+        return 0
+    was_training = model.training
+    model.eval()
+    for module in fresh:
+        module.training = True  # this module only: its BatchNorms keep their running statistics
+    try:
+        with torch.no_grad():
+            reset_net(model)
+            model(x)
+    finally:
+        model.train(was_training)
+        reset_net(model)
+    return len(fresh)

@@ -69,3 +69,25 @@ def test_attention_map_is_scaled_by_inverse_sqrt_of_rate_times_head_width():
     scale = 1 / torch.sqrt(_head_rates(s) * 8)
     assert torch.allclose(seen["pre"], raw * scale.view(1, 1, 2, 1, 1), atol=1e-5)
     assert math.isclose(scale[0].item(), (attn.rate_s[0].item() * 8) ** -0.5, rel_tol=1e-5)
+
+
+def test_stored_rates_survive_saving_and_loading_and_evaluation_takes_one_fixed_path():
+    model = build_model(tiny_arch(attention=("dssa", "dssa")))
+    model.train()(torch.rand(2, 3, 16, 16))
+    fresh = build_model(tiny_arch(attention=("dssa", "dssa")))
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.stages[0].block0.attn._initialised  # the Python flag follows the loaded buffer
+    program = torch.export.export(fresh.eval(), (torch.rand(2, 3, 16, 16),))  # no branch on a tensor's value
+    assert program.module()(torch.rand(2, 3, 16, 16)).shape == (2, 4)
+
+
+def test_calibration_stores_rates_as_a_first_training_step_and_leaves_batchnorm_alone():
+    from nas.models.attention.dssa import calibrate_rates
+
+    model = build_model(tiny_arch(attention=("dssa", "dssa"))).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    assert calibrate_rates(model, torch.rand(4, 3, 16, 16)) == 2
+    attn = model.stages[0].block0.attn
+    assert attn._initialised and bool(attn.rates_initialised) and torch.isfinite(attn.rate_s).all()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert not model.training and calibrate_rates(model, torch.rand(4, 3, 16, 16)) == 0
