@@ -5,13 +5,16 @@ from __future__ import annotations
 import enum
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
 DEBUG_ENV = "SNNAS_DEBUG"
 
-console = Console()
-err_console = Console(stderr=True)
+# Written to a file or a pipe, tables get room for long layer names instead of rich's 80 columns;
+# messages on stderr are never wrapped (one error, one line).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class OutputFormat(str, enum.Enum):
@@ -51,3 +54,14 @@ def resolve_device(name: str):
     if name not in ("cpu", "cuda"):
         raise CliError(f"--device {name!r}: expected auto, cpu or cuda")
     return torch.device(name)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (see ``nas.files.atomic_write``)."""
+    from nas.files import atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write ({exc.strerror or exc})") from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 
 import typer
 
@@ -30,6 +32,15 @@ def _version(value: bool) -> None:
 def _debug(value: bool) -> None:
     if value:
         os.environ[DEBUG_ENV] = "1"
+        warnings.resetwarnings()  # --debug shows the libraries' warnings too
+
+
+def _quiet_libraries() -> None:
+    """The libraries' deprecation and tracing warnings are not the user's business: snnas says
+    what matters in its own words (--debug shows them)."""
+    if not debug_enabled():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 
 @app.callback()
@@ -49,6 +60,7 @@ app.command("profiles")(profiles.profiles)
 
 
 def main() -> None:
+    _quiet_libraries()
     try:
         app()
     except KeyboardInterrupt:

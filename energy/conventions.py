@@ -4,9 +4,13 @@ A convention maps ``OpCounts`` to, per layer, ``{profile term: count}``; ``energ
 then applies the profile's picojoules. Presets (see shared/reference/energy.md):
 
 * ``snnas`` (default): exact counts. MACs for real x real, every spike-driven accumulate
-  (synaptic, signed, multi-level, spike x spike coincidences) as AC, neuron updates, and
-  additions outside synapses (residual additions, reductions, pooling, masks). BatchNorm is
-  folded (counted, not priced); scalar scalings are folded into thresholds.
+  (synaptic, signed, multi-level, spike x spike coincidences) as AC, neuron updates, and the
+  element-wise work outside synapses: additions (residual additions, reductions, pooling,
+  masks, piecewise-linear activations such as ReLU and comparisons) as ``add_pj``; products of
+  two real tensors as ``mac_pj``; LayerNorm-style normalisation as 2 MACs + 2 additions per
+  element (normalise and affine; mean and variance); transcendental functions (softmax, exp,
+  sigmoid, tanh, GELU, sqrt) as ``nonlinear_pj``. BatchNorm (unless priced), biases and
+  scalings by constants are folded into the neighbouring synapse or neuron (counted, not priced).
 * ``spikformer``: the first layer fed real values (the encoding conv) as MAC over all T
   steps; every other conv / linear / matmul as rate x dense AC (rate = firing rate of the
   spike operand; 1 for real operands).
@@ -27,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from energy.counting import OpCounts, OpRecord
+from energy.counts import OpCounts, OpRecord
 from energy.operands import BINARY, REAL, TERNARY
 
 Quantities = dict[str, dict[str, float]]  # layer name -> profile term -> count
@@ -51,6 +55,9 @@ def _encoding(counts: OpCounts) -> OpRecord | None:
     return next((r for _, r in _records(counts) if r.op != "matmul" and r.kinds[0] == REAL), None)
 
 
+NORM_MACS, NORM_ADDS = 2, 2  # per LayerNorm / GroupNorm element: normalise + affine; mean + variance
+
+
 def _classifier(counts: OpCounts) -> OpRecord | None:
     linears = [r for _, r in _records(counts) if r.op == "linear"]
     return linears[-1] if linears else None
@@ -59,13 +66,16 @@ def _classifier(counts: OpCounts) -> OpRecord | None:
 def _snnas(counts: OpCounts) -> Quantities:
     q: Quantities = {}
     for layer in counts.layers:
+        norm = layer.total("norm")
         terms = {
-            "mac_pj": layer.total("macs"),
+            "mac_pj": layer.total("macs") + layer.total("products") + NORM_MACS * norm,
             "ac_pj": layer.total("acs"),
             "neuron_update_pj": layer.total("neuron_updates"),
             "active_update_extra_pj": layer.total("spikes"),
             "spike_pj": layer.total("spikes"),
-            "add_pj": sum(layer.total(k) for k in ("residual_adds", "reductions", "pool", "masks")),
+            "add_pj": sum(layer.total(k) for k in ("residual_adds", "reductions", "pool", "masks", "activations"))
+            + NORM_ADDS * norm,
+            "nonlinear_pj": layer.total("nonlinear"),
         }
         q[layer.name] = {k: v for k, v in terms.items() if v}
     return q
@@ -87,7 +97,8 @@ def _spikingresformer(counts: OpCounts) -> Quantities:
     excluded = {id(_encoding(counts)), id(_classifier(counts))}
     for name, rec in _records(counts):
         if id(rec) not in excluded:
-            q[name]["mac_pj" if rec.charge == "mac" else "ac_pj"] += rec.exact
+            q[name]["mac_pj"] += rec.total("macs")
+            q[name]["ac_pj"] += rec.total("acs")
     return q
 
 
@@ -95,13 +106,13 @@ def _spikingformer(counts: OpCounts) -> Quantities:
     q: Quantities = defaultdict(lambda: defaultdict(float))
     for name, rec in _records(counts):
         if rec.op == "matmul":
-            binary = [r for k, r in zip(rec.kinds, rec.rates) if k == BINARY]
+            binary = [r for k, r in zip(rec.kinds, rec.operand_rates) if k == BINARY]
             if binary:
                 q[name]["ac_pj"] += rec.dense * min(binary)
             else:
                 q[name]["mac_pj"] += rec.dense
         elif rec.kinds[0] == BINARY:
-            q[name]["ac_pj"] += (rec.dense + rec.bias) * rec.rates[0]
+            q[name]["ac_pj"] += (rec.dense + rec.bias) * rec.operand_rates[0]
         else:
             q[name]["mac_pj"] += rec.dense + rec.bias
     return q
@@ -162,7 +173,7 @@ def with_rates(counts: OpCounts, rates: Mapping[str, float | Sequence[Sequence[f
             pairs = [tuple(p) for p in given]
             if len(pairs) != len(layer.records):
                 raise ValueError(f"{layer.name}: {len(pairs)} rate pairs for {len(layer.records)} ops")
-        records = [dataclasses.replace(r, rates=tuple(old if new is None else new for old, new in zip(r.rates, p)))
+        records = [dataclasses.replace(r, rates=tuple(old if new is None else new for old, new in zip(r.operand_rates, p)))
                    for r, p in zip(layer.records, [(p[0], p[1] if len(p) > 1 else None) for p in pairs])]
         layers.append(dataclasses.replace(layer, records=records))
     return dataclasses.replace(counts, layers=layers)

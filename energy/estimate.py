@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from energy.conventions import Quantities, get_convention
-from energy.counting import OpCounts
-from energy.profile import Profile
+from energy.counts import OpCounts
+from energy.profile import NOT_APPLICABLE_WHEN_ABSENT, Profile
 
 PJ_PER_MJ = 1e9
 
@@ -18,7 +18,7 @@ class EnergyEstimate:
     convention: str
     total_mj: float  # sum of the priced terms (a lower bound when incomplete)
     complete: bool
-    missing: list[str]  # terms the estimate needed whose profile value is unknown (null)
+    missing: list[str]  # terms needed whose value is unknown (null), then "op <name>" for uncounted ops
     by_term_mj: dict[str, float] = field(default_factory=dict)
     by_layer_mj: dict[str, float] = field(default_factory=dict)
     memory: bool = False
@@ -42,11 +42,12 @@ def memory_accesses(counts: OpCounts, profile: Profile) -> dict[str, float]:
     for layer in counts.layers:
         pj = 0.0
         for rec in layer.records:
-            event = rec.charge != "mac"
-            reads_in = rec.in_numel * (min(rec.rates) if event else 1.0)
-            pj += reads_in * mem.access_pj(rec.in_numel)
-            pj += rec.exact * mem.access_pj(max(layer.params, 1))
-            pj += 2 * rec.exact * mem.access_pj(rec.out_numel)
+            operations = rec.total("macs") + rec.total("acs")
+            in_numel = rec.numel[0]
+            reads_in = rec.nnz[0] if rec.label != "real" else in_numel
+            pj += reads_in * mem.access_pj(in_numel)
+            pj += operations * mem.access_pj(max(layer.params, 1))
+            pj += 2 * operations * mem.access_pj(rec.out_numel)
             pj += rec.out_numel * mem.access_pj(rec.out_numel)
         if pj:
             out[layer.name] = pj
@@ -54,9 +55,15 @@ def memory_accesses(counts: OpCounts, profile: Profile) -> dict[str, float]:
 
 
 def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", memory: bool = False,
-             bn_folded: bool = True) -> EnergyEstimate:
-    """Price ``counts`` on ``profile`` under ``convention`` (per sample, millijoules)."""
+             bn_folded: bool | None = None) -> EnergyEstimate:
+    """Price ``counts`` on ``profile`` under ``convention`` (per sample, millijoules).
+
+    ``bn_folded`` defaults to how the counts were made. The estimate is incomplete when a term
+    it needs is unknown on the profile or when the counts left an arithmetic op uncounted.
+    """
     quantities: Quantities = get_convention(convention).quantities(counts)
+    if bn_folded is None:
+        bn_folded = counts.bn_folded
     if not bn_folded:
         for layer in counts.layers:
             if layer.total("bn"):
@@ -68,8 +75,8 @@ def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", m
         for term, count in terms.items():
             if not count:
                 continue
-            if term not in profile.terms:
-                continue  # the profile has no such cost (e.g. routing on a CMOS accelerator)
+            if term not in profile.terms and term in NOT_APPLICABLE_WHEN_ABSENT:
+                continue  # the hardware has no such cost (e.g. routing on a CMOS accelerator)
             value = profile.value(term)
             if value is None:
                 missing.add(term)
@@ -84,5 +91,6 @@ def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", m
             for name, pj in memory_accesses(counts, profile).items():
                 by_term["memory"] = by_term.get("memory", 0.0) + pj / PJ_PER_MJ
                 by_layer[name] = by_layer.get(name, 0.0) + pj / PJ_PER_MJ
-    return EnergyEstimate(profile.name, profile.regime, convention, sum(by_term.values()), not missing,
-                          sorted(missing), by_term, by_layer, memory)
+    gaps = sorted(missing) + [f"op {op}" for op in sorted(counts.unsupported)]
+    return EnergyEstimate(profile.name, profile.regime, convention, sum(by_term.values()), not gaps, gaps,
+                          by_term, by_layer, memory)

@@ -7,7 +7,12 @@ archives carry code that torch interprets without Python's unpickler.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import pickle
+import pkgutil
+import re
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,39 @@ class LoadedModel:
     module: nn.Module
     kind: str  # "torchscript" | "export" | "pickle" | ...
     example_inputs: tuple[torch.Tensor, ...] | None = None  # torch.export keeps them
+    module_types: dict[str, str] | None = None  # export: module path -> qualified class name
+
+
+# Saved spiking models call the custom ops of the library that built them (spikingjelly's neuron
+# kernels, ``torch.ops.sj_lif.forward``): they exist only once the package that defines them is
+# imported, one sub-package per neuron kind under ``spikingjelly._ops``.
+CUSTOM_OP_PACKAGES = ("spikingjelly._ops",)
+
+
+def register_custom_ops() -> None:
+    """Import the packages that register the custom ops saved spiking models refer to."""
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)  # one line per op otherwise
+    for name in CUSTOM_OP_PACKAGES:
+        try:
+            package = importlib.import_module(name)
+        except ImportError:  # the library is optional for models that do not use it
+            continue
+        for found in pkgutil.iter_modules(package.__path__):
+            if found.ispkg:
+                try:
+                    importlib.import_module(f"{name}.{found.name}")
+                except Exception:  # noqa: BLE001 - a kernel package that fails here is one a file cannot use
+                    pass
+
+
+def _export_module_types(program) -> dict[str, str]:
+    """Module path -> qualified class name, from the ``nn_module_stack`` of the program's nodes."""
+    types: dict[str, str] = {}
+    for node in program.graph.nodes:
+        for path, type_name in (node.meta.get("nn_module_stack") or {}).values():
+            types.setdefault(path, type_name if isinstance(type_name, str) else
+                             f"{type_name.__module__}.{type_name.__qualname__}")
+    return types
 
 
 def _zip_names(path: Path) -> list[str]:
@@ -48,17 +86,49 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _plain(text: str) -> str:
+    """One line of an exception's text, without terminal escape codes."""
+    lines = _ANSI.sub("", text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def read_torch_save(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers (no code runs)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = _GLOBAL.search(_ANSI.sub("", str(exc)))
+        refers = f" (it refers to {found.group(1)})" if found else ""
         raise ModelFileError(
-            f"{path}: holds pickled Python objects (a full module?); unpickling runs code from the file, "
-            "so it is refused. Save a TorchScript or torch.export file, or pass --trust-pickle if you trust "
-            f"its author ({str(exc).splitlines()[0][:120]})") from None
+            f"{path}: holds pickled Python objects{refers}; unpickling runs code from the file, so it is "
+            "refused. Save a TorchScript or torch.export file, or pass --trust-pickle if you trust its author") \
+            from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileError(f"{path}: not a readable torch file ({str(exc).splitlines()[0][:160]})") from None
+        raise ModelFileError(f"{path}: not a readable torch file ({_plain(str(exc))[:160]})") from None
+
+
+def _missing_class(exc: Exception) -> str:
+    """How to make the class a pickled module refers to importable."""
+    text = _plain(str(exc))
+    attribute = re.search(r"Can't get attribute '([\w.]+)' on <module '([\w.]+)'", text)
+    main = sys.modules.get("__main__")
+    main_names = {"__main__", getattr(getattr(main, "__spec__", None), "name", None)}  # `python -m` renames it
+    if attribute and attribute.group(2) in main_names:
+        return (f"the pickled module's class {attribute.group(1)} was defined in the script that saved it, so it "
+                "cannot be found here; move the class into an importable module (on PYTHONPATH) and save again, "
+                "or save a TorchScript or torch.export file, which needs no class")
+    if attribute:
+        return (f"the pickled module's class {attribute.group(1)} is not in module {attribute.group(2)} as "
+                "installed here (another version?); install the version that saved it, or save a TorchScript "
+                "or torch.export file")
+    missing = re.search(r"No module named '([\w.]+)'", text)
+    name = missing.group(1) if missing else text
+    return (f"the pickled module's class lives in module {name}, which is not importable here; add the folder "
+            "that holds it to PYTHONPATH (or install its package), or save a TorchScript or torch.export file")
 
 
 def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedModel:
@@ -67,15 +137,18 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedM
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     kind = sniff(path)
+    if kind in ("torchscript", "export"):
+        register_custom_ops()
     try:
         if kind == "torchscript":
             return LoadedModel(torch.jit.load(str(path), map_location="cpu"), "torchscript")
         if kind == "export":
             program = torch.export.load(str(path))
             example = program.example_inputs[0] if program.example_inputs else None
-            return LoadedModel(torch.export.unflatten(program), "export", tuple(example) if example else None)
+            return LoadedModel(torch.export.unflatten(program), "export", tuple(example) if example else None,
+                               _export_module_types(program))
     except (RuntimeError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{path}: corrupt {kind} file ({str(exc).splitlines()[0][:160]})") from None
+        raise ModelFileError(f"{path}: corrupt {kind} file ({_plain(str(exc))[:160]})") from None
     if kind != "torch-save":
         raise ModelFileError(f"{path}: not a TorchScript, torch.export or torch.save file")
     if not trust_pickle:
@@ -84,9 +157,10 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedM
                              "(snnas models: nas.checkpoint.save_model)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (AttributeError, ModuleNotFoundError) as exc:  # the class the file names is not importable here
+        raise ModelFileError(f"{path}: {_missing_class(exc)}") from None
     except Exception as exc:  # anything can fail inside arbitrary unpickling
-        raise ModelFileError(f"{path}: cannot unpickle ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") \
-            from None
+        raise ModelFileError(f"{path}: cannot unpickle ({type(exc).__name__}: {_plain(str(exc))[:160]})") from None
     if not isinstance(obj, nn.Module):
         raise ModelFileError(f"{path}: unpickled a {type(obj).__name__}, not an nn.Module")
     return LoadedModel(obj, "pickle")

@@ -2,30 +2,41 @@
 
 * ``binary``     values in {0, 1}: spikes. A product with a weight is a selection -> accumulate (AC).
 * ``ternary``    values in {-1, 0, 1} with at least one -1: signed spikes (A2OS2A's V) -> signed AC.
-* ``multilevel`` values in s * {..., -1, 0, 1, 2, ...} for one scale s, beyond the two cases above:
-                 integer spike counts (spike + spike shortcuts), or scaled spikes {0, s}. An input
-                 of level k costs |k| accumulations.
+* ``multilevel`` values that are whole multiples k * q of one quantum q, |k| <= ``MAX_LEVEL``, beyond
+                 the two cases above: integer spike counts such as {0, 1, 2} from spike + spike
+                 shortcuts or {0, 2, 3}, scaled spikes {0, s}, spikes averaged over a window
+                 {0, 1/9, 2/9, ...}. An element of level |k| costs |k| accumulations.
 * ``real``       anything else -> multiply-accumulate (MAC).
 
+The quantum is 1 when every value is an integer (spike counts: a count of k costs k, whatever
+else the tensor holds); otherwise it is the largest quantum that divides every value (a spike
+amplitude s, 1/8 for SSA-scaled spikes, 1/9 for spikes averaged over a 3 x 3 window), so levels
+are never over-counted. A fractional quantum is the tensor's: a sample whose values are all
+multiples of 2q would alone count half the levels, which is why ``count_ops`` counts each
+sample on its own by default.
+
 A tensor of zeros is ``binary`` (no events). Classification looks at values, never at which
-module produced them: a {0, 0.5} tensor is multi-level, not a spike train.
+module produced them: a {0, 0.5} tensor is multi-level (level 1 with q = 1/2), not a spike train.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 BINARY, TERNARY, MULTILEVEL, REAL = "binary", "ternary", "multilevel", "real"
 RANK = {BINARY: 0, TERNARY: 1, MULTILEVEL: 2, REAL: 3}  # later = more expensive
-MAX_LEVEL = 64  # a tensor whose levels exceed this is treated as real
+MAX_LEVEL = 64  # an event of a higher level is no spike any more: the tensor is treated as real
+_RTOL = 1e-5  # float32 multiples of 1/m are not exact (1/9 * 9 = 0.99999994), within ~1e-6
+_PROBE = 4096  # non-zero values tried against every quantum before the full check
 
 
 @dataclass(frozen=True)
 class Operand:
     kind: str  # BINARY | TERNARY | MULTILEVEL | REAL
-    levels: torch.Tensor | None  # |value| / scale as a float tensor (event weights); None for real
+    levels: torch.Tensor | None  # |value| / quantum, same shape as the tensor; None for real
     nnz: float  # number of non-zero elements
     numel: int
 
@@ -39,26 +50,67 @@ class Operand:
         return self.kind != REAL
 
 
+def _whole(values: torch.Tensor, multiplier: float) -> bool:
+    scaled = values * multiplier
+    return bool(((scaled - scaled.round()).abs() <= _RTOL * scaled.clamp_min(1.0)).all())
+
+
+def _quanta(values: torch.Tensor) -> torch.Tensor:
+    """The quanta, largest first, of which every value (non-zero magnitudes, float64) is a whole
+    multiple of at most ``MAX_LEVEL``. A quantum divides the smallest value (q = low / k, k <=
+    MAX_LEVEL) and reaches the largest (q >= high / MAX_LEVEL), so there are at most 64 candidates."""
+    low, high = float(values.min()), float(values.max())
+    if not (math.isfinite(low) and math.isfinite(high) and low > 0):
+        return values.new_zeros(0)
+    quanta = low / torch.arange(1, MAX_LEVEL + 1, dtype=values.dtype, device=values.device)
+    quanta = quanta[quanta * (MAX_LEVEL + 0.5) >= high]
+    for part in (values[:16], values[:_PROBE], values):  # a few values rule out almost every quantum
+        scaled = part.unsqueeze(0) / quanta.unsqueeze(1)  # [quanta, values]
+        quanta = quanta[((scaled - scaled.round()).abs() <= _RTOL * scaled.clamp_min(1.0)).all(dim=1)]
+        if quanta.numel() == 0:
+            break
+    return quanta
+
+
+def _may_be_events(probe: torch.Tensor) -> bool:
+    """Whether the non-zero magnitudes ``probe`` (some of a tensor's, float64) could all be whole
+    multiples of one quantum: a real-valued tensor is recognised from a few thousand of its values."""
+    return probe.numel() == 0 or bool((probe == probe.round()).all()) or _quanta(probe).numel() > 0
+
+
+def _quantum(values: torch.Tensor) -> float | None:
+    """1 for integers (spike counts: a count of k costs k); else the largest quantum that divides
+    every value; None for real values."""
+    if _whole(values, 1.0):
+        return 1.0
+    quanta = _quanta(values)
+    return float(quanta[0]) if quanta.numel() else None
+
+
 def classify(x: torch.Tensor) -> Operand:
     """Classify ``x`` by its values; ``levels`` is what an event-driven layer accumulates."""
     if not x.is_floating_point():
         x = x.float()
-    nonzero = x != 0
-    nnz = float(nonzero.sum())
+    flat = x.reshape(-1)
     numel = x.numel()
+    nnz = float(torch.count_nonzero(flat))
     if nnz == 0:
-        return Operand(BINARY, torch.zeros_like(x), 0.0, numel)
-    ones = x == 1
-    if bool((ones | ~nonzero).all()):
-        return Operand(BINARY, ones.to(x.dtype), nnz, numel)
+        return Operand(BINARY, x, 0.0, numel)
+    head = flat[:_PROBE]
+    if not _may_be_events(head[head != 0].abs().double()):
+        return Operand(REAL, None, nnz, numel)
+    if bool((flat.eq(0) | flat.eq(1)).all()):
+        return Operand(BINARY, x, nnz, numel)
     magnitude = x.abs()
-    if bool(((magnitude == 1) | ~nonzero).all()):
+    if bool((magnitude.eq(0) | magnitude.eq(1)).all()):
         return Operand(TERNARY, magnitude, nnz, numel)
-    scale = magnitude[nonzero].min()
-    levels = magnitude / scale
-    if bool((levels == levels.round()).all()) and float(levels.max()) <= MAX_LEVEL:
-        return Operand(MULTILEVEL, levels, nnz, numel)
-    return Operand(REAL, None, nnz, numel)
+    values = magnitude.reshape(-1)[flat != 0].double()
+    if not bool(torch.isfinite(values).all()):
+        return Operand(REAL, None, nnz, numel)
+    quantum = _quantum(values)
+    if quantum is None or float(values.max()) / quantum > MAX_LEVEL + 0.5:
+        return Operand(REAL, None, nnz, numel)
+    return Operand(MULTILEVEL, (magnitude / quantum).round(), nnz, numel)
 
 
 def worst(*kinds: str) -> str:

@@ -7,6 +7,7 @@ pass their own YAML file in the same format (see ``energy/profiles/45nm-fp32.yam
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,15 +17,19 @@ import yaml
 
 # term -> what one unit of it is
 TERMS = {
-    "mac_pj": "multiply-accumulate, real x real",
+    "mac_pj": "multiply-accumulate, real x real (also products of two real tensors)",
     "ac_pj": "accumulate driven by a spike (synaptic op)",
-    "add_pj": "addition outside synapses (residual additions, reductions, average pooling, masks)",
+    "add_pj": "addition or comparison outside synapses (residual additions, reductions, pooling, masks, ReLU)",
+    "nonlinear_pj": "one element of a transcendental function (softmax, exp, sigmoid, tanh, GELU, sqrt)",
     "neuron_update_pj": "one neuron update (per neuron and time step)",
     "active_update_extra_pj": "extra cost of an update whose neuron spikes",
     "spike_pj": "one emitted spike (routing)",
     "bn_pj": "one BatchNorm element, when BatchNorm is not folded",
 }
 REQUIRED_TERMS = ("mac_pj", "ac_pj", "add_pj", "neuron_update_pj", "bn_pj")
+# Terms a profile may leave out because the hardware has no such cost (routing on a CMOS
+# accelerator). Any other term a profile leaves out is unknown: an estimate that needs it is incomplete.
+NOT_APPLICABLE_WHEN_ABSENT = ("active_update_extra_pj", "spike_pj")
 _TOP_KEYS = {"name", "title", "kind", "node", "regime", "source", "terms", "memory", "notes"}
 _MEMORY_KEYS = {"source", "evidence", "sram_pj_per_bit", "sram_offset_pj", "word_bits"}
 
@@ -78,8 +83,9 @@ def _parse_term(where: str, data: Any) -> Term:
     if not isinstance(data, Mapping) or set(data) - {"value", "source", "evidence"}:
         _fail(where, "expected a mapping with value, source and evidence")
     value = data.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-        _fail(f"{where}.value", f"expected a non-negative number or null, got {value!r}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or
+                              not math.isfinite(value) or value < 0):
+        _fail(f"{where}.value", f"expected a finite non-negative number or null, got {value!r}")
     for key in ("source", "evidence"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             _fail(f"{where}.{key}", "must be a non-empty string (every number needs its source and evidence)")
@@ -107,9 +113,12 @@ def parse_profile(data: Any, *, origin: str) -> Profile:
     memory = None
     if data.get("memory") is not None:
         mem = data["memory"]
-        if not isinstance(mem, Mapping) or set(mem) - _MEMORY_KEYS or \
-                not all(isinstance(mem.get(k), (int, float)) for k in ("sram_pj_per_bit", "sram_offset_pj", "word_bits")):
-            _fail(f"{origin}: memory", "expected sram_pj_per_bit, sram_offset_pj, word_bits (numbers) and source")
+        numbers = ("sram_pj_per_bit", "sram_offset_pj", "word_bits")
+        if not isinstance(mem, Mapping) or set(mem) - _MEMORY_KEYS or not all(
+                isinstance(mem.get(k), (int, float)) and not isinstance(mem.get(k), bool) and
+                math.isfinite(mem[k]) and mem[k] >= 0 for k in numbers):
+            _fail(f"{origin}: memory", "expected sram_pj_per_bit, sram_offset_pj, word_bits (finite non-negative "
+                                       "numbers) and source")
         memory = Memory(float(mem["sram_pj_per_bit"]), float(mem["sram_offset_pj"]), int(mem["word_bits"]),
                         str(mem.get("source", "")))
     return Profile(name=data["name"], title=data["title"], kind=data["kind"], regime=data["regime"],

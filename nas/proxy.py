@@ -23,6 +23,7 @@ from energy.counting import OpCounts, count_ops, is_neuron
 from nas.arch import ArchConfig
 from nas.data import ProxySplit
 from nas.models import build_model
+from nas.models.attention.dssa import calibrate_rates
 
 
 class CandidateFailed(RuntimeError):
@@ -139,7 +140,7 @@ def evaluate(model: nn.Module, split: ProxySplit, settings: ProxySettings,
     handle = model.register_forward_hook(lambda module, args, output: seen.__setitem__("logits", output))
     start = time.perf_counter()
     try:
-        counts = count_ops(model, split.val_x[:n].to(device))
+        counts = count_ops(model, split.val_x[:n].to(device), per_sample=False)  # real digits: one class
     finally:
         handle.remove()
     count_s = time.perf_counter() - start
@@ -226,5 +227,7 @@ def zero_cost_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings
     if not math.isfinite(score):
         raise CandidateFailed("zero-cost score undefined: every sample gives the same spike patterns")
     scored = time.perf_counter()
-    counts = count_ops(model, split.val_x[:settings.energy_samples].to(device))
+    counted = split.val_x[:settings.energy_samples].to(device)
+    calibrate_rates(model, counted)  # untrained DSSA scales: set as the first training step would
+    counts = count_ops(model, counted, per_sample=False)
     return ProxyResult(float("nan"), float("nan"), counts, 0.0, 0.0, time.perf_counter() - scored, score, scored - start)

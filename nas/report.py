@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
+from nas.files import atomic_write
 from nas.pareto import hypervolume, pareto_mask
 
 STATE = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.FAIL: "failed",
@@ -76,13 +77,6 @@ def reference_point(frame: pd.DataFrame, ref_energy_mj: float | None = None) -> 
     return {"accuracy": 0.0, "energy_mj": ref_energy_mj}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Never a half-written file under the final name, even with several workers writing."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.DataFrame | None = None) -> list[Path]:
     import matplotlib
 
@@ -111,9 +105,9 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.Da
         fig.tight_layout()
         paths = [out_dir / f"pareto.{ext}" for ext in ("png", "pdf", "svg")]
         for path in paths:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            fig.savefig(tmp, format=path.suffix[1:])
-            os.replace(tmp, path)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=path.suffix[1:])
+            atomic_write(path, buffer.getvalue())
         plt.close(fig)
     return paths
 
@@ -122,9 +116,9 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)
     trials_csv, pareto_csv = out_dir / "trials.csv", out_dir / "pareto.csv"
-    _atomic_write(trials_csv, frame.to_csv(index=False))
+    atomic_write(trials_csv, frame.to_csv(index=False))
     front = frame[frame["pareto"]].sort_values("energy_mj") if not frame.empty else frame
-    _atomic_write(pareto_csv, front.to_csv(index=False))
+    atomic_write(pareto_csv, front.to_csv(index=False))
     ref = reference_point(frame, ref_energy_mj)
     done = frame[frame["state"].eq("complete")] if not frame.empty else frame
     hv = hypervolume(done["objective"].tolist(), done["energy_mj"].tolist(), ref_accuracy=ref["accuracy"],
@@ -132,7 +126,7 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     label = study.user_attrs.get("objective", "accuracy")
     refined = pd.DataFrame(study.user_attrs.get("refined", []))
     if not refined.empty:
-        _atomic_write(out_dir / "refined.csv", refined.to_csv(index=False))
+        atomic_write(out_dir / "refined.csv", refined.to_csv(index=False))
     plots = plot_front(frame, out_dir, label=label, refined=refined) if len(done) else []
     counts = frame["state"].value_counts().to_dict() if not frame.empty else {}
     summary = {"hypervolume": hv, "reference_point": ref, "front_size": int(len(front)),
@@ -144,7 +138,7 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     if not refined.empty:
         mask = pareto_mask(refined["refined_accuracy"].tolist(), refined["energy_mj"].tolist())
         summary["refined_front"] = refined[mask].to_dict("records")
-    _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default))
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default))
     return ReportSummary(trials_csv, pareto_csv, plots, hv, ref, int(len(front)), summary["trials"])
 
 

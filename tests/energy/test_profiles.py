@@ -40,6 +40,11 @@ def test_user_profile_files_are_validated_strictly(tmp_path):
     bad.write_text(good.read_text().replace("value: 0.9", "value: -1", 1))
     with pytest.raises(ProfileError, match="value"):
         load_profile(str(bad))
+    for hostile in (".nan", ".inf", "-.inf", "true", "'0.9'"):
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(good.read_text().replace("value: 0.9", f"value: {hostile}", 1))
+        with pytest.raises(ProfileError, match="finite non-negative"):
+            load_profile(str(broken))
     with pytest.raises(ProfileError, match="no such profile file"):
         load_profile(str(tmp_path / "absent.yaml"))
     typo = tmp_path / "typo.yaml"
@@ -55,3 +60,18 @@ def test_memory_mode_adds_sram_traffic_after_lemaire():
     with_memory = estimate(counts, profile, memory=True)
     assert with_memory.total_mj > plain.total_mj and "memory" in with_memory.by_term_mj
     assert estimate(counts, load_profile("loihi"), memory=True).missing == ["memory"]  # binary input: ACs only
+
+
+def test_a_term_a_profile_leaves_out_is_unknown_unless_the_hardware_has_no_such_cost(tmp_path):
+    text = open(load_profile.__code__.co_filename.replace("profile.py", "profiles/45nm-fp32.yaml")).read()
+    start = text.index("  nonlinear_pj:")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(text[:start] + text[text.index("  bn_pj:"):])  # no nonlinear_pj at all
+    counts = count_ops(nn.Softmax(-1), torch.rand(1, 4))
+    result = estimate(counts, load_profile(str(mine)))
+    assert not result.complete and result.missing == ["nonlinear_pj"]
+    from spikingjelly.activation_based.neuron import LIFNode
+
+    spikes = count_ops(LIFNode(step_mode="m"), torch.full((2, 1, 3), 3.0), batch_dim=1)
+    assert spikes.total("spikes") == 6 and "spike_pj" not in load_profile(str(mine)).terms
+    assert estimate(spikes, load_profile(str(mine))).complete  # no spike_pj: no routing cost on CMOS

@@ -24,8 +24,8 @@ def test_spikformer_imagenet_energies_follow_from_their_sops(sops_g, published_m
     from energy.conventions import CONVENTIONS
     from energy.counting import LayerCounts, OpRecord
 
-    first = OpRecord("conv", 0.3468e9, 0.0, ("real", "real"), (1.0, 1.0), "mac", 0.3468e9)
-    rest = OpRecord("conv", sops_g * 1e9, 0.0, ("binary", "real"), (1.0, 1.0), "ac", sops_g * 1e9)
+    first = OpRecord("conv", 0.3468e9, 0.0, ("real", "real"), (1.0, 1.0), (1.0, 1.0), {"mac": 0.3468e9})
+    rest = OpRecord("conv", sops_g * 1e9, 0.0, ("binary", "real"), (1.0, 1.0), (1.0, 1.0), {"ac": sops_g * 1e9})
     counts = OpCounts([LayerCounts("conv1", "Conv2d", 0, [first]), LayerCounts("blocks", "Conv2d", 1, [rest])],
                       1, 0, {})
     assert "spikformer" in CONVENTIONS

@@ -1,0 +1,104 @@
+"""What ``snnas energy`` writes: the report as a dict (JSON), CSV rows, and the terminal tables.
+
+Every layer that costs energy under the first profile is a row, with its share of the total,
+so the rows add up to the total; a total that leaves something out is marked a lower bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from cli.common import console
+
+LAYER_KEYS = ("macs", "acs", "ac", "ac_signed", "ac_multi", "ac_coincidence", "dense", "rate_dense", "bias",
+              "neuron_updates", "spikes", "residual_adds", "masks", "products", "reductions", "pool",
+              "activations", "nonlinear", "norm", "bn", "scalings")
+OTHER_KEYS = ("residual_adds", "masks", "products", "reductions", "pool", "activations", "nonlinear", "norm")
+
+
+def build_report(model: str, counts, estimates, input_info: dict, extra: dict) -> dict:
+    """The JSON report: per sample, every layer that did any work, energies per profile."""
+    layers = []
+    for layer in counts.layers:
+        row = {"name": layer.name, "type": layer.type, "operand": layer.operand, "in_rate": layer.in_rate,
+               "params": layer.params}
+        row.update({k: layer.total(k) for k in LAYER_KEYS})
+        by_profile = {e.profile: e.by_layer_mj.get(layer.name, 0.0) for e in estimates}
+        row["energy_mj"] = by_profile[estimates[0].profile] if estimates else None
+        row["energy_mj_by_profile"] = by_profile
+        if any(row[k] for k in LAYER_KEYS) or any(by_profile.values()):
+            layers.append(row)
+    return {
+        "model": model, "params": counts.params, "input": input_info, **extra,
+        "per": "sample (all time steps)",
+        "complete": counts.complete,
+        "totals": {k: counts.total(k) for k in LAYER_KEYS},
+        "layers": layers,
+        "energy": [e.to_dict() for e in estimates],
+        "unsupported": counts.unsupported,
+    }
+
+
+def render_csv(report: dict) -> str:
+    """One row per layer, then a TOTAL row; an energy column and a completeness column per profile."""
+    profiles = [e["profile"] for e in report["energy"]]
+    fields = ["name", "type", "operand", "in_rate", "params", *LAYER_KEYS,
+              *(f"energy_mj[{p}]" for p in profiles), *(f"complete[{p}]" for p in profiles)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for row in report["layers"]:
+        writer.writerow({**row, **{f"energy_mj[{p}]": row["energy_mj_by_profile"].get(p, 0.0) for p in profiles}})
+    total = {"name": "TOTAL", "params": report["params"], **report["totals"]}
+    for e in report["energy"]:
+        total[f"energy_mj[{e['profile']}]"] = e["total_mj"]
+        total[f"complete[{e['profile']}]"] = e["complete"]
+    writer.writerow(total)
+    return buffer.getvalue()
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}" if value else "0"
+
+
+def print_tables(report: dict, estimates) -> None:
+    first = estimates[0]
+    lower = "" if first.complete else " (lower bound)"
+    table = Table(title=f"{escape(report['model'])}: per sample (all time steps), {first.profile} {first.regime}, "
+                        f"{first.convention} convention", box=box.SIMPLE_HEAD, show_footer=True)
+    table.add_column("layer", "total" + lower, min_width=20, overflow="fold")
+    table.add_column("in", no_wrap=True)
+    for col in ("rate", "MACs", "ACs", "neuron upd.", "other ops"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("mJ", f"{first.total_mj:.4g}", justify="right", no_wrap=True)
+    table.add_column("%", "100" if first.total_mj else "-", justify="right", no_wrap=True)
+    for row in report["layers"]:
+        mj = row["energy_mj_by_profile"].get(first.profile, 0.0)
+        if not mj:
+            continue
+        rate = "-" if row["in_rate"] is None else f"{row['in_rate']:.3f}"
+        other = sum(row[k] for k in OTHER_KEYS)
+        table.add_row(escape(row["name"]), row["operand"] or "-", rate, _g(row["macs"]), _g(row["acs"]),
+                      _g(row["neuron_updates"]), _g(other), f"{mj:.3g}", f"{100 * mj / first.total_mj:.1f}")
+    console.print(table)
+    source = report["input"]
+    per = "per sample" if source["per_sample"] else f"per batch of {source['samples']}"
+    console.print(f"input: {escape(source['source'])}, shape {tuple(source['shape'])}; operand classes decided {per}; "
+                  f"BatchNorm {report['bn']}")
+    t = report["totals"]
+    console.print(f"params {report['params']:,}  MACs {t['macs']:.4g}  ACs {t['acs']:.4g}  dense {t['dense']:.4g}  "
+                  f"neuron updates {t['neuron_updates']:.4g}  spikes {t['spikes']:.4g}  "
+                  f"residual adds {t['residual_adds']:.4g}  BatchNorm {t['bn']:.4g}")
+    energy = Table(title="energy per sample", box=box.SIMPLE_HEAD)
+    for col in ("profile", "regime", "convention", "mJ", "complete"):
+        energy.add_column(col, justify="right" if col == "mJ" else "left")
+    for e in estimates:
+        status = "yes" if e.complete else f"[red]no[/]: missing {escape(', '.join(e.missing))}"
+        energy.add_row(e.profile, e.regime, e.convention + (" + memory" if e.memory else ""),
+                       f"{e.total_mj:.4g}" + ("" if e.complete else " (lower bound)"), status)
+    console.print(energy)
