@@ -2,15 +2,23 @@
 
 Run:  python benchmarks/counting_overhead.py [--model spikformer-4-256] [--batch 16] [--repeats 5]
 
-All three are timed side by side in one run (medians of interleaved repeats) on real embedded
-digits, so machine noise affects them alike. Target (issue #3): snnas counting <= 2x a forward.
+Five things are timed side by side in one run (medians of interleaved repeats) on real embedded
+digits, so machine noise affects them alike: a plain forward pass of the batch, the same forward
+one sample at a time, snnas's ``count_ops`` as ``snnas energy`` runs it (each sample on its own,
+so that operand classes are per sample), the batched pass the search uses
+(``per_sample=False``), and spikingjelly 2.0's DispatchCounterMode with its SynOp, AC and MAC
+counters. BatchNorm statistics are set so that the random network
+fires (as a trained one does): counting work grows with the number of events.
+Writes results/benchmarks/counting_overhead.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from spikingjelly.activation_based import functional
@@ -19,13 +27,25 @@ from spikingjelly.activation_based.op_counter import ACCounter, DispatchCounterM
 from energy.counting import count_ops
 from nas.data import sample_digits
 from nas.models import build_model
+from nas.models.attention.dssa import calibrate_rates
 from nas.models.zoo import get
+
+OUT = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "counting_overhead.json"
 
 
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _firing(model: torch.nn.Module) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_var.copy_(0.01 + 0.05 * torch.rand(module.running_var.shape, generator=generator))
+            module.running_mean.copy_(-0.1 * torch.rand(module.running_mean.shape, generator=generator))
+    return model.eval()
 
 
 def main() -> None:
@@ -35,35 +55,52 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
+    torch.manual_seed(0)
     arch = get(args.model).arch
-    model = build_model(arch).eval()
+    model = _firing(build_model(arch))
     x = sample_digits(args.batch, channels=arch.in_channels, size=arch.img_size)
+    calibrate_rates(model, x)
 
     def plain():
         functional.reset_net(model)
         with torch.no_grad():
             model(x)
 
-    def snnas_count():
-        count_ops(model, x)
-
     def spikingjelly_count():
         functional.reset_net(model)
         with torch.no_grad(), DispatchCounterMode([SynOpCounter(), ACCounter(), MACCounter()]):
             model(x)
 
-    runs = {"forward": [], "snnas count_ops": [], "spikingjelly op_counter": []}
+    def one_at_a_time():
+        for i in range(len(x)):
+            functional.reset_net(model)
+            with torch.no_grad():
+                model(x[i:i + 1])
+
+    runs = {"forward": plain, "forward, one sample at a time": one_at_a_time,
+            "snnas count_ops, per sample": lambda: count_ops(model, x),
+            "snnas count_ops, batched": lambda: count_ops(model, x, per_sample=False),
+            "spikingjelly op_counter": spikingjelly_count}
+    times: dict[str, list[float]] = {name: [] for name in runs}
     plain()  # warm-up
     for _ in range(args.repeats):
-        runs["forward"].append(_timed(plain))
-        runs["snnas count_ops"].append(_timed(snnas_count))
-        runs["spikingjelly op_counter"].append(_timed(spikingjelly_count))
-    base = statistics.median(runs["forward"])
-    print(f"{args.model}, batch {args.batch}, T={arch.time_steps}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}")
-    for name, times in runs.items():
-        median = statistics.median(times)
-        print(f"  {name:26s} {median * 1000:8.1f} ms   {median / base:5.2f}x forward")
+        for name, fn in runs.items():
+            times[name].append(_timed(fn))
+    base = statistics.median(times["forward"])
+    rate = count_ops(model, x, per_sample=False)
+    firing = rate.total("spikes") / max(rate.total("neuron_updates"), 1)
+    header = (f"{args.model}, batch {args.batch}, T={arch.time_steps}, {torch.get_num_threads()} threads, "
+              f"firing rate {firing:.3f}, median of {args.repeats}")
+    print(header)
+    summary = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads(), "firing_rate": firing,
+               "repeats": args.repeats, "median_s": {}, "ratio_to_forward": {}}
+    for name, measured in times.items():
+        median = statistics.median(measured)
+        summary["median_s"][name] = median
+        summary["ratio_to_forward"][name] = median / base
+        print(f"  {name:30s} {median * 1000:8.1f} ms   {median / base:5.2f}x forward")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ then applies the profile's picojoules. Presets (see shared/reference/energy.md):
   operands (its SSA formula T*H*N*d^2*(min(fr_K, fr_V) + fr_Q) for Q(K^T V)), MAC if none.
 * ``neurobench``: conv / linear only, effective ops (non-zero input x non-zero weight, bias
   excluded); AC when the input is binary or ternary, MAC otherwise; matmuls not counted.
+* ``spikingjelly``: spikingjelly 2.0's SynOpCounter and MACCounter. Only an exactly binary
+  operand is a spike: a conv / linear with a binary input is its exact synaptic ops (AC), any
+  other input is dense MACs; a binary x binary matmul is its coinciding pairs, a binary x
+  non-binary matmul the non-zeros of the binary side x the other dimension (AC), any other
+  matmul dense MACs; BatchNorm elements are MACs.
 
 None of the paper presets counts neuron updates, residual additions, BatchNorm, pooling or
 memory traffic, because the papers do not.
@@ -129,6 +134,26 @@ def _neurobench(counts: OpCounts) -> Quantities:
     return q
 
 
+def _spikingjelly(counts: OpCounts) -> Quantities:
+    q: Quantities = defaultdict(lambda: defaultdict(float))
+    for layer in counts.layers:
+        if layer.total("bn"):
+            q[layer.name]["mac_pj"] += layer.total("bn")
+        for rec in layer.records:
+            if rec.op != "matmul":
+                synops, macs = (rec.total("ac"), 0.0) if rec.kinds[0] == BINARY else (0.0, rec.dense)
+            elif rec.kinds == (BINARY, BINARY):
+                synops, macs = rec.total("ac_coincidence"), 0.0
+            elif BINARY in rec.kinds:  # the other operand taken as values
+                side = rec.kinds.index(BINARY)
+                synops, macs = rec.nnz[side] * rec.dense / rec.numel[side], 0.0
+            else:
+                synops, macs = 0.0, rec.dense
+            q[layer.name]["ac_pj"] += synops
+            q[layer.name]["mac_pj"] += macs
+    return q
+
+
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in [
     Convention("snnas", "exact counts: MAC, every spike-driven AC, neuron updates, additions", False, _snnas),
     Convention("spikformer", "encoding layer MAC over T; rate x dense AC elsewhere", False, _spikformer),
@@ -138,6 +163,8 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in [
                _spikingformer),
     Convention("neurobench", "effective ops of conv/linear, ternary as AC, zero weights and bias excluded", True,
                _neurobench),
+    Convention("spikingjelly", "spikingjelly 2.0's op counters: only binary inputs are spikes; BatchNorm as MAC",
+               False, _spikingjelly),
 ]}
 
 

@@ -1,8 +1,9 @@
 """Two peers, the same models and inputs: spikingjelly 2.0's op counters and NeuroBench 2.3.
 
-Each peer's counting rules are applied to snnas's per-op records (``*_rules`` below); where the
-rules of the peer and of snnas agree the numbers must be equal, and where they differ the
-difference is only the documented one (README, "Against peers"):
+Each peer's counting rules are a convention applied to snnas's per-op records
+(``energy.conventions``: ``spikingjelly``, ``neurobench``), so the peer's totals must come out
+exactly; snnas's own exact counts differ from them only where the rules differ (README,
+"Against peers"):
 
 * spikingjelly counts an input that is not exactly binary (ternary, multi-level) as real (MACs),
   charges BatchNorm's affine elements as MACs, and counts a binary x multi-level matmul as
@@ -41,18 +42,6 @@ def _model_and_input(name):
     return model, x, batch_dim
 
 
-def spikingjelly_rules(rec) -> tuple[float, float]:
-    """(synaptic ops, MACs) of one snnas record under spikingjelly 2.0's SynOpCounter / MACCounter."""
-    if rec.op in ("conv", "linear"):
-        return (rec.total("ac"), 0.0) if rec.kinds[0] == BINARY else (0.0, rec.dense)
-    if rec.kinds == (BINARY, BINARY):
-        return rec.total("ac_coincidence"), 0.0
-    if BINARY in rec.kinds:  # the other side is taken as values: non-zeros of the binary side x its fan-out
-        i = rec.kinds.index(BINARY)
-        return rec.nnz[i] * rec.dense / rec.numel[i], 0.0
-    return 0.0, rec.dense
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_spikingjellys_synop_and_mac_counters_agree_under_their_rules(name):
     model, x, batch_dim = _model_and_input(name)
@@ -62,13 +51,12 @@ def test_spikingjellys_synop_and_mac_counters_agree_under_their_rules(name):
         model(x)
     reset_net(model)
     theirs = {str(op): value for op, value in macs.get_counts()["Global"].items()}
-    their_bn = theirs.pop("aten.native_batch_norm.default", 0)
     counts = count_ops(model, x, batch_dim=batch_dim)
     batch = x.shape[batch_dim]
-    ours = [spikingjelly_rules(rec) for layer in counts.layers for rec in layer.records]
-    assert sum(s for s, _ in ours) * batch == pytest.approx(synops.get_total(), rel=1e-9)
-    assert sum(m for _, m in ours) * batch == pytest.approx(sum(theirs.values()), rel=1e-9)
-    assert counts.total("bn") * batch == their_bn  # BatchNorm elements: priced by them, folded by snnas
+    priced = estimate(counts, load_profile("45nm-fp32"), convention="spikingjelly").by_term_mj
+    assert priced["ac_pj"] / 0.9e-9 * batch == pytest.approx(synops.get_total(), rel=1e-9)
+    assert priced["mac_pj"] / 4.6e-9 * batch == pytest.approx(sum(theirs.values()), rel=1e-9)
+    assert counts.total("bn") * batch == theirs["aten.native_batch_norm.default"]  # folded by snnas
     assert synops.get_total() > 0  # the comparison is not vacuous
 
 
