@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Optional
 import typer
 
 from cli.common import CliError, OutputFormat, err_console, resolve_device, write_text_atomic
+
+
+MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a larger random input is a typo, not a workload
 
 
 class BatchNorm(str, Enum):
@@ -74,6 +78,11 @@ def _read_input(path: Path):
         if path.suffix == ".npy":
             return torch.from_numpy(np.load(path, allow_pickle=False)).float()
         value = torch.load(path, map_location="cpu", weights_only=True)
+    except ValueError as exc:
+        if "pickled" in str(exc):
+            raise CliError(f"{path}: holds pickled Python objects, which can run code and are refused; save a "
+                           "numeric array (numpy.save of a float array, or torch.save of one tensor)") from None
+        raise CliError(f"{path}: cannot read a tensor ({str(exc).splitlines()[0][:160]})") from None
     except Exception as exc:  # numpy and torch raise many kinds on corrupt files
         raise CliError(f"{path}: cannot read a tensor ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") \
             from None
@@ -89,10 +98,13 @@ def _random_input(shape: str, seed: int):
 
     try:
         dims = [int(v) for v in shape.split(",")]
-        if not dims or min(dims) < 1 or max(dims) > 1 << 20:
+        if not dims or min(dims) < 1:
             raise ValueError
     except ValueError:
         raise CliError(f"--shape {shape!r}: expected positive integers separated by commas, e.g. 8,3,32,32") from None
+    if math.prod(dims) > MAX_INPUT_ELEMENTS:
+        raise CliError(f"--shape {shape!r}: {math.prod(dims):,} elements, more than the {MAX_INPUT_ELEMENTS:,} "
+                       "snnas allocates for an input")
     err_console.print("warning: random inputs give unrepresentative firing rates; use real data (default for snnas "
                       "models), --data or --input", markup=False, highlight=False)
     return torch.rand(*dims, generator=torch.Generator().manual_seed(seed)), f"random {dims} (seed {seed})"
@@ -112,8 +124,8 @@ def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
     if shape is not None:
         return _random_input(shape, seed)
     if arch is not None:
-        return sample_digits(samples, channels=arch.in_channels, size=arch.img_size), \
-            f"{samples} embedded MNIST digits resized to {arch.img_size}x{arch.img_size}"
+        digits = sample_digits(samples, channels=arch.in_channels, size=arch.img_size)
+        return digits, f"{len(digits)} embedded MNIST digits resized to {arch.img_size}x{arch.img_size}"
     if m.example:
         return m.example[0], "example inputs stored in the export file"
     raise CliError("this model file has no input description: pass --data SPEC, --input FILE or --shape B,C,H,W")
@@ -176,6 +188,9 @@ def energy(
     fmt = _output_format(fmt, output)
     m = _resolve(model, trust_pickle=trust_pickle, time_steps=time_steps, seed=seed)
     x, desc = _inputs(m, input_file=input_file, shape=shape, samples=samples, data=data, seed=seed)
+    if not bool(x.isfinite().all()):
+        err_console.print(f"warning: the input ({desc}) holds NaN or infinite values; the model's output and its "
+                          "firing are then not meaningful", markup=False, highlight=False)
     dev = resolve_device(device)
     m.module, x = m.module.to(dev), x.to(dev)
     if m.arch is not None and x.dim() == 5 and batch_dim == 0:

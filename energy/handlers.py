@@ -320,7 +320,7 @@ for _name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "var", "std",
               "linalg_vector_norm", "norm", "cumsum", "cumprod", "argmax", "argmin", "aminmax", "nansum",
               "count_nonzero", "any", "all"):
     HANDLERS[_name] = _per_input("reductions")
-for _name in ("relu", "relu6", "clamp", "clamp_min", "clamp_max", "abs", "sign", "sgn", "neg", "maximum",
+for _name in ("relu", "relu6", "clamp", "clamp_min", "clamp_max", "abs", "sign", "sgn", "maximum",
               "minimum", "fmax", "fmin", "hardtanh", "leaky_relu", "threshold", "heaviside", "round", "floor",
               "ceil", "trunc", "frac", "hardsigmoid", "hardswish", "hardshrink", "softshrink", "prelu",
               "_prelu_kernel", "rrelu", "eq", "ne", "ge", "gt", "le", "lt", "signbit"):
@@ -354,7 +354,7 @@ FREE_OPS = frozenset({
     "randint_like", "randperm", "normal", "uniform", "bernoulli", "exponential", "multinomial", "dropout",
     "native_dropout", "feature_dropout", "alpha_dropout", "set_", "resize_", "resize_as_", "_local_scalar_dense",
     "item", "equal", "is_same_size", "is_nonzero", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
-    "logical_not", "bitwise_not", "sym_size", "sym_numel", "sym_stride", "sym_storage_offset",
+    "logical_not", "bitwise_not", "neg", "positive", "sym_size", "sym_numel", "sym_stride", "sym_storage_offset",
     "_assert_tensor_metadata", "_assert_async", "_assert_scalar", "_functional_assert_async",
     "_functional_assert_scalar", "sym_constrain_range", "sym_constrain_range_for_size", "_make_dep_token",
     "nonzero", "view_as_real", "view_as_complex", "_neg_view", "_conj_physical", "_foreach_copy",

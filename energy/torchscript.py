@@ -15,6 +15,7 @@ marks modules to run natively anyway (spiking neurons: their inside is one neuro
 from __future__ import annotations
 
 import operator
+from collections import ChainMap
 from typing import Any, Callable
 
 import torch
@@ -94,19 +95,20 @@ class GraphRunner:
         if self.leaf(module) or not self._supported[key]:
             out = fn(*args)
         else:
-            results = self._run_block(graph, [module, *args])
+            results = self._run_block(graph, [module, *args], ChainMap())
             out = results[0] if len(results) == 1 else tuple(results)
         self.exit(module, out)
         return out
 
-    def _run_block(self, block, inputs: list) -> list:
-        env = dict(zip(block.inputs(), inputs))
+    def _run_block(self, block, inputs: list, outer: ChainMap) -> list:
+        """Run a block; a nested block (an if's branch, a loop's body) sees the values around it."""
+        env = outer.new_child(dict(zip(block.inputs(), inputs)))
         for node in block.nodes():
-            outputs = self._run_node(node, [env[v] for v in node.inputs()])
+            outputs = self._run_node(node, [env[v] for v in node.inputs()], env)
             env.update(zip(node.outputs(), outputs))
         return [env[v] for v in block.outputs()]
 
-    def _run_node(self, node, ins: list) -> list:  # noqa: C901 - one branch per node kind
+    def _run_node(self, node, ins: list, env: ChainMap) -> list:  # noqa: C901 - one branch per node kind
         kind = node.kind()
         if kind == "prim::Constant":
             return [node.output().toIValue()] if node.outputsSize() else []
@@ -143,9 +145,9 @@ class GraphRunner:
             return [pick(ins[0]) if len(ins) == 1 else pick(ins)]
         if kind == "prim::If":
             then_block, else_block = node.blocks()
-            return self._run_block(then_block if ins[0] else else_block, [])
+            return self._run_block(then_block if ins[0] else else_block, [], env)
         if kind == "prim::Loop":
-            return self._loop(node, ins)
+            return self._loop(node, ins, env)
         if kind in _ALWAYS_PYTHON:
             return [_PYTHON[kind](*ins)]
         if kind in _SCALAR and not any(isinstance(x, torch.Tensor) for x in ins):
@@ -158,12 +160,12 @@ class GraphRunner:
         out = op(*ins)
         return list(out) if node.outputsSize() > 1 else [out]
 
-    def _loop(self, node, ins: list) -> list:
+    def _loop(self, node, ins: list, env: ChainMap) -> list:
         body = next(iter(node.blocks()))
         trips, condition, carried = ins[0], ins[1], list(ins[2:])
         i = 0
         while condition and i < trips:
-            results = self._run_block(body, [i, *carried])
+            results = self._run_block(body, [i, *carried], env)
             condition, carried = results[0], results[1:]
             i += 1
         return carried

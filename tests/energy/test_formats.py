@@ -124,3 +124,31 @@ def test_spikingjelly_files_load_in_a_fresh_interpreter_and_the_cli_counts_them(
         assert report["totals"]["neuron_updates"] == expected.total("neuron_updates") > 0
         assert report["totals"]["acs"] == pytest.approx(expected.total("acs"))
     assert loaded
+
+
+def test_a_scripted_model_with_loops_and_branches_counts_as_it_runs_in_python(tmp_path):
+    class Recurrent(torch.nn.Module):  # a hand-written LIF loop, as scripted models often are
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)
+
+        def forward(self, x):  # [T, B, 4]
+            total, v = torch.zeros(x.shape[1], 2), torch.zeros(x.shape[1], 3)
+            for t in range(x.shape[0]):
+                v = v * 0.5 + self.fc(x[t])
+                s = (v >= 1.0).float()
+                v = v * (1.0 - s)
+                if t > 0:
+                    total = total + self.out(s)
+            return total
+
+    model, x = Recurrent().eval(), torch.rand(3, 2, 4) + 0.5
+    with torch.no_grad():
+        model.fc.weight.fill_(0.5)
+    torch.jit.script(model).save(str(tmp_path / "loop.ts"))
+    from energy.loading import load_module_file
+
+    eager = count_ops(model, x, batch_dim=1)
+    scripted = count_ops(load_module_file(tmp_path / "loop.ts").module, x, batch_dim=1)
+    assert _table(scripted) == _table(eager)
+    assert eager.total("ac") > 0 and eager.total("macs") == 3 * 4 * 3
