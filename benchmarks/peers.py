@@ -21,28 +21,20 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spikingjelly.activation_based.functional import reset_net  # noqa: E402
-from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter  # noqa: E402
-
 from energy.counting import count_ops  # noqa: E402
 from energy.estimate import estimate  # noqa: E402
 from energy.profile import load_profile  # noqa: E402
 from nas.data import sample_digits  # noqa: E402
-from tests.energy.test_peers import MODELS, _model_and_input, _neurobench_layers  # noqa: E402
+from tests.energy.test_peers import MODELS, _model_and_input, _neurobench_layers, spikingjelly_counts  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "peers.json"
 FP32 = load_profile("45nm-fp32")
 
 
 def _spikingjelly(model, x) -> dict:
-    synops, macs = SynOpCounter(), MACCounter()
-    reset_net(model)
-    with torch.no_grad(), DispatchCounterMode([synops, macs]):
-        model(x)
-    reset_net(model)
-    by_op = {str(op): v for op, v in macs.get_counts()["Global"].items()}
+    synops, by_op = spikingjelly_counts(model, x)
     bn = by_op.pop("aten.native_batch_norm.default", 0)
-    return {"synops": synops.get_total(), "macs": sum(by_op.values()), "bn_macs": bn}
+    return {"synops": synops, "macs": sum(by_op.values()), "bn_macs": bn}
 
 
 def _priced(counts, convention: str) -> dict:
