@@ -30,6 +30,11 @@ class ArchConfigError(ValueError):
         self.field = field_name
 
 
+# Upper bounds that catch typos and hostile files (a range of 10^12 blocks), far above every
+# published configuration (ImageNet 224 px, T <= 20, 12 heads, 4 stages, widths <= 1024).
+LIMITS = {"img_size": 4096, "in_channels": 256, "num_classes": 100_000, "time_steps": 1024, "mlp_ratio": 64,
+          "group_width": 65_536, "window": 63, "stem_downsample": 8, "stages": 8, "depths": 256, "dims": 65_536,
+          "heads": 1024, "patch_sizes": 64, "dilations": 64}
 RESIDUALS = ("spike", "membrane")
 ATTN_ORDERS = ("qk_first", "kv_first")
 STEM_POOLS = ("maxpool", "spool")
@@ -151,6 +156,13 @@ def _validate(a: ArchConfig) -> None:
         _check(getattr(a, name) >= 1, name, f"must be >= 1, got {getattr(a, name)}")
     _check(a.num_classes >= 2, "num_classes", f"must be >= 2, got {a.num_classes}")
     _check(a.stem_downsample >= 0, "stem_downsample", f"must be >= 0, got {a.stem_downsample}")
+    _check(a.num_stages <= LIMITS["stages"], "depths", f"at most {LIMITS['stages']} stages, got {a.num_stages}")
+    for name, limit in LIMITS.items():
+        value = getattr(a, name, None)
+        if value is None:
+            continue
+        largest = max(value) if isinstance(value, tuple) else value
+        _check(largest <= limit, name, f"at most {limit}, got {largest}")
 
     n = a.num_stages
     for name in ("dims", "heads", "attention", "patch_sizes"):

@@ -16,12 +16,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from nas.arch import ATTN_ORDERS, RESIDUALS, STEM_POOLS, ArchConfig, ArchConfigError
+from nas.arch import ATTN_ORDERS, LIMITS, RESIDUALS, STEM_POOLS, ArchConfig, ArchConfigError
 from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, SURROGATES
 
 PER_STAGE = {"depth": int, "heads": int, "head_dim": int, "attention": str, "patch_size": int}
@@ -33,6 +34,11 @@ _STAGE_FIELDS = {"depths", "dims", "heads", "attention", "patch_sizes"}
 GLOBAL_TYPES = {f.name: f.type for f in dataclasses.fields(ArchConfig)
                 if f.name not in _DATA_FIELDS | _STAGE_FIELDS | {"notes"}}
 _PY = {"int": int, "str": str, "bool": bool, "tuple[int, ...]": list}
+
+
+def default_space_path() -> Path:
+    """The default search space shipped inside the package (``space.yaml`` in a checkout)."""
+    return Path(str(resources.files("nas") / "space.yaml"))
 
 
 class SpaceError(ValueError):
@@ -56,8 +62,20 @@ class Param:
     def fixed(self) -> bool:
         return self.choices is not None and len(self.choices) == 1
 
-    def values(self) -> list:
-        return list(self.choices) if self.choices is not None else list(range(self.low, self.high + 1))
+    def values(self):
+        """The choices, or the range (a lazy ``range``: never materialised)."""
+        return self.choices if self.choices is not None else range(self.low, self.high + 1)
+
+    def representatives(self, period: int = 2) -> list:
+        """Values that stand for all the others when checking rules: every choice, or a range's ends
+        and the ``period`` values after its start (every residue of a parity or divisibility rule)."""
+        if self.choices is not None:
+            return list(self.choices)
+        others = set(range(self.low + 1, min(self.high, self.low + period - 1) + 1)) | {self.high - 1}
+        return [self.low, self.high] + sorted(others - {self.low, self.high}) if self.high > self.low else [self.low]
+
+    def largest(self):
+        return max(self.choices) if self.choices is not None else self.high
 
     def suggest(self, trial, name: str):
         if self.choices is not None:
@@ -78,20 +96,44 @@ def _decode(value):
     return value
 
 
+MAX_FILE_BYTES = 1 << 20  # a space file is a few hundred bytes; more is a mistake or an attack
+MAX_NODES = 10_000  # YAML nodes after expanding anchors and aliases (an alias bomb expands exponentially)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_size(data: Any, path: str) -> None:
+    """Refuse documents whose anchors and aliases expand beyond ``MAX_NODES`` values."""
+    seen, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise SpaceError(path, f"the document expands to more than {MAX_NODES:,} values (anchors and aliases "
+                                   "repeating each other?); a search space needs a few dozen")
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def _check_value(path: str, key: str, value: Any, kind) -> Any:
     if kind is list:  # a list of integers (dilations)
         if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
                                                                and v >= 1 for v in value):
-            raise SpaceError(path, f"expected a non-empty list of positive integers, got {value!r}")
+            raise SpaceError(path, f"expected a non-empty list of positive integers, got {_short(value)}")
         return tuple(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise SpaceError(path, f"expected an integer, got {value!r}")
+        raise SpaceError(path, f"expected an integer, got {_short(value)}")
     if kind is bool and not isinstance(value, bool):
-        raise SpaceError(path, f"expected true or false, got {value!r}")
+        raise SpaceError(path, f"expected true or false, got {_short(value)}")
     if kind is str and not isinstance(value, str):
-        raise SpaceError(path, f"expected a name, got {value!r}")
+        raise SpaceError(path, f"expected a name, got {_short(value)}")
     if key in NAMED and value not in NAMED[key]:
-        raise SpaceError(path, f"unknown {key} {value!r}; choose from {', '.join(NAMED[key])}")
+        raise SpaceError(path, f"unknown {key} {_short(value)}; choose from {', '.join(NAMED[key])}")
     if kind is int and value < (0 if key == "stem_downsample" else 1):
         raise SpaceError(path, f"must be positive, got {value}")
     return value
@@ -102,7 +144,7 @@ def _param(path: str, key: str, spec: Any, kind) -> Param:
         if kind is not int:
             raise SpaceError(path, "a {low, high} range is only for integer keys")
         if set(spec) != {"low", "high"}:
-            raise SpaceError(path, f"a range needs exactly low and high, got {', '.join(map(str, spec)) or 'nothing'}")
+            raise SpaceError(path, f"a range needs exactly low and high, got {_short(', '.join(map(str, spec))) or 'nothing'}")
         low = _check_value(f"{path}.low", key, spec["low"], int)
         high = _check_value(f"{path}.high", key, spec["high"], int)
         if low > high:
@@ -114,7 +156,7 @@ def _param(path: str, key: str, spec: Any, kind) -> Param:
             raise SpaceError(path, "empty list of choices")
         values = tuple(_check_value(f"{path}[{i}]", key, v, kind) for i, v in enumerate(spec))
         if len(set(values)) != len(values):
-            raise SpaceError(path, f"repeated choices in {spec!r}")
+            raise SpaceError(path, f"repeated choices in {_short(spec)}")
         return Param(path, choices=values)
     return Param(path, choices=(_check_value(path, key, spec, kind),))
 
@@ -139,6 +181,9 @@ class SearchSpace:
     def from_yaml(cls, path: str | Path) -> "SearchSpace":
         path = Path(path)
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise SpaceError(str(path), f"{path.stat().st_size:,} bytes; a space file holds at most "
+                                            f"{MAX_FILE_BYTES:,}")
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise SpaceError(str(path), "no such space file") from None
@@ -147,11 +192,12 @@ class SearchSpace:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
-            raise SpaceError(str(path), f"malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+            raise SpaceError(str(path), f"malformed YAML{where}: {_short(getattr(exc, 'problem', exc))}") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<space>") -> "SearchSpace":
+        _check_size(data, source)
         if not isinstance(data, Mapping):
             raise SpaceError("<root>", f"expected a mapping with stages, per_stage and global, got {type(data).__name__}")
         unknown = sorted(set(map(str, data)) - {"version", "stages", "per_stage", "global"})
@@ -186,14 +232,27 @@ class SearchSpace:
 
     def _check_static(self) -> None:
         self._check_field_values()
+        self._check_stage_values()
         stems = self.globals["stem"].values() if "stem" in self.globals else ["sps"]
         if any(s in ("sps", "scs") for s in stems):
             bad = [w for w in self.widths() if w % 8]
             if bad:
                 raise SpaceError("per_stage.head_dim", f"sps/scs stems need widths divisible by 8; heads x head_dim "
                                                        f"gives {bad[0]} (use head_dim multiples of 8)")
-        if self.stages.values()[0] < 1:
-            raise SpaceError("stages", "must be >= 1")
+
+    def _check_stage_values(self) -> None:
+        """Stage counts and per-stage values within ArchConfig's bounds, checked on their extremes."""
+        for name, param, limit in (("stages", self.stages, LIMITS["stages"]),
+                                   ("depth", self.per_stage["depth"], LIMITS["depths"]),
+                                   ("heads", self.per_stage["heads"], LIMITS["heads"]),
+                                   ("patch_size", self.per_stage["patch_size"], LIMITS["patch_sizes"])):
+            if param.largest() > limit:
+                where = param.path + (".high" if param.choices is None else "")
+                raise SpaceError(where, f"at most {limit}, got {param.largest()}")
+        width = self.per_stage["heads"].largest() * self.per_stage["head_dim"].largest()
+        if width > LIMITS["dims"]:
+            raise SpaceError("per_stage.head_dim", f"heads x head_dim reaches {width:,}; widths are at most "
+                                                   f"{LIMITS['dims']:,}")
 
     def _check_field_values(self) -> None:
         """Each global choice must be a value ArchConfig accepts for its field (e.g. an odd window),
@@ -201,28 +260,34 @@ class SearchSpace:
         probe = ArchConfig(img_size=64, in_channels=1, num_classes=10, stem="sps", stem_downsample=1, depths=(1,),
                            dims=(16,), heads=(1,), attention=("ssa",), patch_sizes=(1,), mlp="mlp")
         for key, param in self.globals.items():
-            for i, value in enumerate(param.values()):
+            for value in param.representatives():
                 try:
                     probe.replace(**{key: value})
                 except ArchConfigError as exc:
                     if exc.field == key:
-                        where = param.path if param.fixed or param.choices is None else f"{param.path}[{i}]"
+                        if param.choices is None:
+                            end = {param.low: ".low", param.high: ".high"}.get(value, "")
+                            where = f"{param.path}{end}"
+                        else:
+                            where = param.path if param.fixed else f"{param.path}[{param.choices.index(value)}]"
                         raise SpaceError(where, str(exc).split(": ", 1)[-1]) from None
 
     def widths(self) -> list[int]:
-        return sorted({h * d for h in self.per_stage["heads"].values() for d in self.per_stage["head_dim"].values()})
+        """Widths heads x head_dim, every residue modulo 8 represented (ranges are not expanded)."""
+        heads, head_dim = self.per_stage["heads"], self.per_stage["head_dim"]
+        return sorted({h * d for h in heads.representatives(8) for d in head_dim.representatives(8)})
 
     def check_data(self, shape: DataShape) -> None:
-        """Every stem and stage count must fit the data's image size (checked before a study starts)."""
+        """Every stem and stage count must fit the data's image size (checked before a study starts).
+        Divisibility by 2^k implies it for every smaller k, so the largest reduction decides."""
+        n = self.stages.largest()
         for stem in (self.globals["stem"].values() if "stem" in self.globals else ["sps"]):
-            reductions = [FIXED_REDUCTION[stem]] if stem in FIXED_REDUCTION else \
-                (self.globals["stem_downsample"].values() if "stem_downsample" in self.globals else [2])
-            for sd in reductions:
-                for n in self.stages.values():
-                    factor = 2 ** (sd + n - 1)
-                    if shape.img_size % factor:
-                        raise SpaceError("stages", f"{n} stages after stem {stem} (reduction 2^{sd}) need images "
-                                                   f"divisible by {factor}; the data is {shape.img_size}x{shape.img_size}")
+            sd = FIXED_REDUCTION[stem] if stem in FIXED_REDUCTION else \
+                (self.globals["stem_downsample"].largest() if "stem_downsample" in self.globals else 2)
+            factor = 2 ** (sd + n - 1)
+            if shape.img_size % factor:
+                raise SpaceError("stages", f"{n} stages after stem {stem} (reduction 2^{sd}) need images "
+                                           f"divisible by {factor}; the data is {shape.img_size}x{shape.img_size}")
 
     # ------------------------------------------------------------------ sampling
     def suggest(self, trial, shape: DataShape) -> ArchConfig:
