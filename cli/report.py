@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, console
+from cli.common import CliError, console, err_console
 
 
 def report(
@@ -21,21 +21,28 @@ def report(
 
     from nas.report import write_reports
 
+    from nas.study import redact
+
     name = study or directory.name
     if storage is None:
         journal = directory / "study.journal"
         if not journal.is_file():
             raise CliError(f"{directory}: no study.journal here (pass --storage URL for a database study)")
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+        from nas.journal import open_journal
 
-        storage_obj = JournalStorage(JournalFileBackend(str(journal)))
+        storage_obj, repaired = open_journal(journal)
+        if repaired is not None:
+            err_console.print(f"note: {repaired}", markup=False, highlight=False)
     else:
         storage_obj = storage
     try:
         loaded = optuna.load_study(study_name=name, storage=storage_obj)
     except KeyError:
-        raise CliError(f"no study named {name!r} in {storage or directory}") from None
+        raise CliError(f"no study named {name!r} in {redact(storage, storage) if storage else directory}") from None
+    except Exception as exc:  # an unreachable database, a journal that cannot be read
+        raise CliError(f"{redact(storage, storage) if storage else directory}: cannot read the study "
+                       f"({redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, storage)[:160]})") \
+            from None
     summary = write_reports(loaded, directory, ref_energy_mj=ref_energy)
     console.print(f"wrote {summary.trials_csv}, {summary.pareto_csv}, "
                   f"{', '.join(p.name for p in summary.plots) or 'no plot (no complete trial)'}; "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import platform
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,8 +104,10 @@ class _Display:
         elapsed = time.perf_counter() - self.start
         left = self.progress.tasks[0].total - event.done
         rate = elapsed / max(1, event.done - self.first_done)
-        outcome = {"complete": f"{self.objective} {event.accuracy:.4g}, {event.energy_mj:.4g} mJ",
-                   "failed": f"failed: {event.reason}", "pruned": f"pruned: {event.reason}"}[event.state]
+        if event.state == "complete":
+            outcome = f"{self.objective} {event.accuracy:.4g}, {event.energy_mj:.4g} mJ"
+        else:  # failed or pruned: no objective to show
+            outcome = f"{event.state}: {event.reason}"
         err_console.print(f"trial {event.number} ({event.done}/{self.progress.tasks[0].total}, "
                           f"elapsed {elapsed / 60:.1f} min, ETA {rate * left / 60:.1f} min): "
                           f"{_arch_line(event.arch)}: {outcome}", soft_wrap=True, highlight=False)
@@ -158,9 +162,12 @@ def _run_local_workers(settings, space, split, n, study, display, live) -> None:
             time.sleep(1.0)
             display.refresh(study)
             live.update(display.render())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C reached the workers too; SIGTERM reached this process only
         for p in procs:
-            p.join(timeout=60)  # each worker fails its running trial as interrupted and queues it again
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker fails its running trial as interrupted and queues it again
+        for p in procs:
+            p.join(timeout=60)
         raise
     display.refresh(study)
     live.update(display.render())
@@ -172,7 +179,9 @@ def _run_local_workers(settings, space, split, n, study, display, live) -> None:
 
 def search(
     budget: int = typer.Option(200, "--budget", "-n", min=1, help="Evaluated trials in the whole study (resumes)."),
-    space_file: Path = typer.Option(Path("space.yaml"), "--space", help="Search space file."),
+    space_file: Optional[Path] = typer.Option(None, "--space", show_default=False,
+                                              help="Search space file [default: the space shipped with snnas; "
+                                                   "`snnas space show` prints it]."),
     study: str = typer.Option("snnas", "--study", help="Study name: results go to OUT/STUDY."),
     out: Path = typer.Option(Path("results"), "--out", help="Output folder."),
     data: str = typer.Option("digits", "--data", help="digits (embedded), cifar10:DIR, cifar100:DIR, folder:DIR, "
@@ -205,33 +214,61 @@ def search(
                                                                 "a trial silent for twice this is retried."),
 ) -> None:
     """Search spiking transformers for the accuracy / energy Pareto front; rerun to resume."""
-    import dataclasses
-
-    from nas.data import ProxySplit, load_dataset
     from nas.proxy import ProxySettings
-    from nas.report import write_reports
-    from nas.space import SearchSpace
-    from nas.study import SearchSettings, evaluated_count, open_study, refine_front, run_search
+    from nas.study import SearchSettings
 
-    from energy.conventions import get_convention
-    from energy.profile import load_profile
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    get_convention(convention)
-    for p in profile:
-        load_profile(p)
-    space = SearchSpace.from_yaml(space_file)
-    dev = resolve_device(device)
-    dataset = load_dataset(data)
-    split = ProxySplit.make(dataset, train_size=train_size, val_size=val_size, resolution=resolution, seed=seed)
     settings = SearchSettings(study=study, out_dir=out, budget=budget, sampler=sampler, seed=seed, proxy=proxy,
                               profiles=tuple(profile), convention=convention, max_params=max_params,
                               max_energy_mj=max_energy, storage=storage, train_size=train_size, val_size=val_size,
                               resolution=resolution, workers=workers, heartbeat_s=heartbeat,
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr,
                                                            bn_init_gain=bn_gain, seed=seed))
+    space, dataset, split, dev = _prepare(settings, space_file, data, device, worker_index)
+    run_info = _run_info(settings, space, dataset, split, dev, data)
+    signal.signal(signal.SIGTERM, _terminate)  # a batch scheduler's stop: like Ctrl-C, results written
+    from nas.study import open_study
+    from nas.workers import worker_info
+
+    me = worker_info(seed, 0 if storage is None and worker_index is None else worker_index)
+    study_obj = open_study(settings, space, split, worker=me)
+    start = time.perf_counter()
+    study_obj, interrupted = _run(settings, space, split, dev, study_obj, me)
+    err_console.print()
+    if refine and not interrupted:
+        from nas.study import refine_front
+
+        err_console.print(f"re-training {refine} front members for {refine_steps} steps ...")
+        refine_front(study_obj, settings, split, k=refine, steps=refine_steps, device=dev)
+    _finish(settings, study_obj, run_info, start, interrupted)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is, with its own exit code."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated
+
+
+def _prepare(settings, space_file, data, device, worker_index):
+    """Every input read and checked before anything is written: (space, dataset, split, device)."""
+    from nas.data import ProxySplit, load_dataset
+    from nas.space import DataShape, SearchSpace, default_space_path
+    from nas.study import check_settings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace.from_yaml(space_file or default_space_path())
+    dev = resolve_device(device)
+    if settings.workers > 1 and dev.type == "cuda":
+        raise CliError("--workers N runs CPU processes; on a GPU run one worker per device instead")
+    if settings.workers > 1 and worker_index is not None:
+        raise CliError("--worker-index names one worker; it cannot be combined with --workers")
+    dataset = load_dataset(data)
+    split = ProxySplit.make(dataset, train_size=settings.train_size, val_size=settings.val_size,
+                            resolution=settings.resolution, seed=settings.seed)
+    check_settings(settings, space, DataShape(split.resolution, split.channels, split.num_classes))
     try:
         settings.study_dir.mkdir(parents=True, exist_ok=True)
         import tempfile
@@ -240,33 +277,39 @@ def search(
             pass  # unique per process: workers sharing the folder must not race on one probe
     except OSError as exc:
         raise CliError(f"{settings.study_dir}: cannot write results ({exc.strerror or exc})") from None
-    run_info = {"versions": _versions(), "seed": seed, "device": str(dev),
-                "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()
-                              if k != "proxy_settings"} | {"proxy_settings": dataclasses.asdict(settings.proxy_settings),
-                                                           "space_file": str(space_file), "data": data},
-                "data": {"spec": data, "fingerprint": dataset.fingerprint, "split_fingerprint": split.fingerprint,
-                         "samples": len(dataset.labels), "classes": dataset.num_classes},
-                "space": {"file": str(space_file), "sha256_16": space.digest},
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if workers > 1 and dev.type == "cuda":
-        raise CliError("--workers N runs CPU processes; on a GPU run one worker per device instead")
-    if workers > 1 and worker_index is not None:
-        raise CliError("--worker-index names one worker; it cannot be combined with --workers")
-    from nas.workers import worker_info
+    return space, dataset, split, dev
 
-    me = worker_info(seed, 0 if storage is None and worker_index is None else worker_index)
-    study_obj = open_study(settings, space, split, worker=me)
-    display = _Display(budget, min(evaluated_count(study_obj), budget),
-                       "accuracy" if proxy == "train" else "SAHD score")
+
+def _run_info(settings, space, dataset, split, dev, data) -> dict:
+    import dataclasses
+
+    from nas.study import redact
+
+    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()
+                 if k != "proxy_settings"}
+    arguments["storage"] = redact(settings.storage, settings.storage) if settings.storage else None
+    arguments |= {"proxy_settings": dataclasses.asdict(settings.proxy_settings), "space_file": space.source,
+                  "data": data}
+    return {"versions": _versions(), "seed": settings.seed, "device": str(dev), "arguments": arguments,
+            "data": {"spec": data, "fingerprint": dataset.fingerprint, "split_fingerprint": split.fingerprint,
+                     "samples": len(dataset.labels), "classes": dataset.num_classes},
+            "space": {"file": space.source, "sha256_16": space.digest},
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _run(settings, space, split, dev, study_obj, me):
+    """The trials, shown live on a terminal or as log lines otherwise: (study, interrupted)."""
+    from nas.study import evaluated_count, run_search
+
+    display = _Display(settings.budget, min(evaluated_count(study_obj), settings.budget),
+                       "accuracy" if settings.proxy == "train" else "SAHD score")
     display.seed(study_obj)
-    start = time.perf_counter()
-    interrupted = False
     try:
         live_display = Live(display.render(), console=err_console, refresh_per_second=4, transient=False) \
-            if err_console.is_terminal else _Plain(display, polling=workers > 1)
+            if err_console.is_terminal else _Plain(display, polling=settings.workers > 1)
         with live_display as live:
-            if workers > 1:
-                _run_local_workers(settings, space, split, workers, study_obj, display, live)
+            if settings.workers > 1:
+                _run_local_workers(settings, space, split, settings.workers, study_obj, display, live)
             else:
                 def on_event(event):
                     display.update(event)
@@ -276,20 +319,39 @@ def search(
 
                 study_obj = run_search(settings, space, split, device=dev, on_event=on_event, study=study_obj,
                                        worker=me)
+    except _Terminated:
+        return study_obj, "terminated"
     except KeyboardInterrupt:
-        interrupted = True
-    err_console.print()
-    if refine and not interrupted:
-        err_console.print(f"re-training {refine} front members for {refine_steps} steps ...")
-        refine_front(study_obj, settings, split, k=refine, steps=refine_steps, device=dev)
-    summary = write_reports(study_obj, settings.study_dir)
+        return study_obj, "interrupted"
+    except OSError as exc:
+        raise _storage_error(settings, exc) from None
+    return study_obj, None
+
+
+def _storage_error(settings, exc: OSError) -> CliError:
+    if exc.errno == errno.ENOSPC:
+        return CliError(f"{settings.study_dir}: no space left on device; free some space and rerun the same command "
+                        "to resume (finished trials are kept in the study)")
+    return CliError(f"{settings.study_dir}: cannot write the study ({exc.strerror or exc})")
+
+
+def _finish(settings, study_obj, run_info, start, interrupted) -> None:
+    """Reports and run.json, written whatever happened; the exit code says how the run ended."""
+    from nas.files import atomic_write
+    from nas.report import write_reports
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut the writing short
     run_info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     run_info["wall_time_s"] = round(time.perf_counter() - start, 1)
-    run_info["interrupted"] = interrupted
-    (settings.study_dir / "run.json").write_text(json.dumps(run_info, indent=2))
+    run_info["interrupted"] = bool(interrupted)
+    try:
+        summary = write_reports(study_obj, settings.study_dir)
+        atomic_write(settings.study_dir / "run.json", json.dumps(run_info, indent=2))
+    except OSError as exc:
+        raise _storage_error(settings, exc) from None
     console.print(f"{settings.study_dir}: {summary.counts} trials; front {summary.front_size}; "
                   f"hypervolume {summary.hypervolume:.4g} (reference {summary.reference}); "
-                  f"trials.csv, pareto.csv, pareto.png/.pdf/.svg, summary.json, run.json")
+                  f"trials.csv, pareto.csv, pareto.png/.pdf/.svg, summary.json, run.json", soft_wrap=True)
     if interrupted:
-        err_console.print("interrupted: the results so far are written; rerun the same command to resume")
-        raise typer.Exit(130)
+        err_console.print(f"{interrupted}: the results so far are written; rerun the same command to resume")
+        raise typer.Exit(143 if interrupted == "terminated" else 130)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich import box
@@ -14,10 +15,13 @@ app = typer.Typer(help="Show or validate a search space (space.yaml).", no_args_
 
 
 @app.command("show")
-def show(path: Path = typer.Argument(Path("space.yaml"), help="The space file.")) -> None:
+def show(path: Optional[Path] = typer.Argument(None, show_default=False,
+                                               help="The space file [default: the space snnas search uses]."),
+         ) -> None:
     """Print every key of the space and its choices."""
-    from nas.space import SearchSpace
+    from nas.space import SearchSpace, default_space_path
 
+    path = path or default_space_path()
     space = SearchSpace.from_yaml(path)
     table = Table(title=f"{path} (sha256 {space.digest})", box=box.SIMPLE_HEAD)
     table.add_column("key")

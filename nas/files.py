@@ -6,6 +6,8 @@ import os
 import uuid
 from pathlib import Path
 
+from nas.failpoints import failpoint
+
 
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a unique temporary file in the same folder (safe with
@@ -14,6 +16,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
     try:
+        failpoint("write")
         with open(tmp, "wb") as handle:
             handle.write(data.encode() if isinstance(data, str) else data)
             handle.flush()

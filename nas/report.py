@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from nas.failpoints import failpoint
 from nas.files import atomic_write
 from nas.pareto import hypervolume, pareto_mask
 
@@ -117,6 +118,7 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     frame = trials_frame(study)
     trials_csv, pareto_csv = out_dir / "trials.csv", out_dir / "pareto.csv"
     atomic_write(trials_csv, frame.to_csv(index=False))
+    failpoint("reports")
     front = frame[frame["pareto"]].sort_values("energy_mj") if not frame.empty else frame
     atomic_write(pareto_csv, front.to_csv(index=False))
     ref = reference_point(frame, ref_energy_mj)

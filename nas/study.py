@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote, quote_plus
 
 import optuna
 import torch
 
+from energy.conventions import get_convention
 from energy.estimate import estimate
 from energy.profile import Profile, load_profile
 from nas.arch import ArchConfig
 from nas.data import ProxySplit
+from nas.failpoints import failpoint
 from nas.models import build_model
 from nas.models.params import count_parameters
 from nas.proxy import CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
@@ -35,6 +39,7 @@ from nas.workers import (Heartbeat, WorkerInfo, claim_slot, evaluated_count, rdb
 log = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "nsga2", "random")
 PROXIES = ("train", "sahd")
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a folder under --out: no path separators
 MAX_CONSECUTIVE_PRUNED = 1000
 MAX_CONSECUTIVE_DUPLICATES = 200
 WAIT_FOR_OTHERS_S = 1.0  # poll interval while other workers finish the last trials
@@ -62,11 +67,16 @@ class SearchSettings:
     resolution: int = 16
     proxy_settings: ProxySettings = field(default_factory=ProxySettings)
     workers: int = 1  # local worker processes sharing the study
-    heartbeat_s: int = 30  # database storages: a trial silent for 2x this is failed and retried
+    heartbeat_s: int = 30  # every storage: a trial silent for 2x this is failed and retried
 
     @property
     def study_dir(self) -> Path:
         return self.out_dir / self.study
+
+    @property
+    def grace_s(self) -> float:
+        """How long a running trial may go without a heartbeat before it is taken as orphaned."""
+        return 2.0 * self.heartbeat_s
 
     def fingerprint_keys(self) -> dict:
         """What a resumed study must share with the run that created it."""
@@ -99,31 +109,72 @@ def make_sampler(name: str, *, seed: int, budget: int) -> optuna.samplers.BaseSa
     raise SearchError(f"--sampler {name!r}: choose from {', '.join(SAMPLERS)}")
 
 
+def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShape) -> list[Profile]:
+    """Every setting, checked before the study is created or touched (a bad run must not leave a
+    study that later runs are compared against). Returns the energy profiles."""
+    if not STUDY_NAME.fullmatch(settings.study):
+        raise SearchError(f"--study {settings.study[:80]!r}: use letters, digits, '_', '-' and '.' (at most 100, "
+                          "starting with a letter or digit); it names a folder under --out")
+    if settings.sampler not in SAMPLERS:
+        raise SearchError(f"--sampler {settings.sampler!r}: choose from {', '.join(SAMPLERS)}")
+    if settings.proxy not in PROXIES:
+        raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
+    if settings.budget < 1 or settings.workers < 1 or settings.heartbeat_s < 1:
+        raise SearchError("--budget, --workers and --heartbeat must be at least 1")
+    if settings.storage is not None:
+        if "://" not in settings.storage:
+            raise SearchError(f"--storage {redact(settings.storage, settings.storage)!r}: expected a database URL "
+                              "such as postgresql://user@host/db")
+        if settings.storage.startswith("sqlite") and settings.workers > 1:
+            raise SearchError("--storage sqlite is not safe for several workers; use PostgreSQL, or the default "
+                              "journal file for workers on one machine")
+    space.check_data(shape)
+    get_convention(settings.convention)
+    return [load_profile(p) for p in settings.profiles]
+
+
 def make_storage(settings: SearchSettings):
     if settings.storage is None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+        from nas.journal import open_journal
 
         settings.study_dir.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(settings.study_dir / "study.journal")))
+        storage, repaired = open_journal(settings.study_dir / "study.journal")
+        if repaired is not None:
+            log.warning("%s", repaired)
+        return storage
     url = settings.storage
-    if "://" not in url:
-        raise SearchError(f"--storage {url!r}: expected a database URL such as postgresql://user@host/db")
-    if url.startswith("sqlite") and settings.workers > 1:
-        raise SearchError("--storage sqlite is not safe for several workers; use PostgreSQL, or the default "
-                          "journal file for workers on one machine")
     try:
         storage = rdb_storage(url, heartbeat_s=settings.heartbeat_s)
     except Exception as exc:  # sqlalchemy raises many kinds for unreachable or bad URLs
-        raise SearchError(f"--storage {_hide_password(url)}: cannot connect "
-                          f"({_hide_password(str(exc).splitlines()[0])[:160]})") from None
+        raise SearchError(f"--storage {redact(url, url)}: cannot connect "
+                          f"({redact(str(exc).splitlines()[0], url)[:160]})") from None
     return storage
 
 
-def _hide_password(text: str) -> str:
-    import re
+def _secrets(url: str) -> set[str]:
+    """Every reading of the password in ``url``: an unquoted '/' or '@' makes it ambiguous, so what
+    sqlalchemy reads, all that stands between 'user:' and the last '@', and its '@'-separated parts."""
+    found = set()
+    try:
+        from sqlalchemy.engine import make_url
 
-    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", text)
+        found.add(make_url(url).password or "")
+    except Exception:  # noqa: BLE001 - not a URL sqlalchemy reads
+        pass
+    greedy = re.search(r"://[^:/@\s]*:(.*)@", url)
+    if greedy:
+        found.add(greedy.group(1))
+        found.update(part for part in greedy.group(1).split("@") if len(part) >= 3)
+    return {secret for secret in found if secret}
+
+
+def redact(text: str, url: str | None) -> str:
+    """``text`` with the password of the storage URL ``url`` replaced by *** (raw or URL-quoted)."""
+    forms = {form for secret in (_secrets(url) if url else ()) for form in
+             (secret, quote(secret, safe=""), quote_plus(secret))}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, *,
@@ -131,10 +182,14 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     """Create or join the study, checking that it was made with the same space, data and settings."""
     storage = make_storage(settings)
     worker = worker or worker_info(settings.seed, 0)
-    study = optuna.create_study(study_name=settings.study, storage=storage, load_if_exists=True,
-                                directions=["maximize", "minimize"],
-                                sampler=make_sampler(settings.sampler, seed=worker.sampler_seed,
-                                                     budget=settings.budget))
+    sampler = make_sampler(settings.sampler, seed=worker.sampler_seed, budget=settings.budget)
+    try:
+        study = optuna.create_study(study_name=settings.study, storage=storage, load_if_exists=True,
+                                    directions=["maximize", "minimize"], sampler=sampler)
+    except (ValueError, KeyError, TypeError) as exc:  # a journal or database that cannot be read as a study
+        where = redact(settings.storage, settings.storage) if settings.storage else settings.study_dir / "study.journal"
+        raise SearchError(f"{where}: cannot read the study ({type(exc).__name__}: "
+                          f"{redact(str(exc).splitlines()[0] if str(exc) else '', settings.storage)[:160]})") from None
     identity = {"space": space.digest, "data": split.fingerprint, **settings.fingerprint_keys()}
     stored = study.user_attrs.get("snnas")
     if stored is None:
@@ -145,7 +200,7 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
             if stored.get(key) != value:
                 raise SearchError(f"study {settings.study!r} was created with a different {key} "
                                   f"({stored.get(key)!r}, now {value!r}); use a new --study name")
-    reaped = reap_dead_workers(study)
+    reaped = reap_dead_workers(study, grace_s=settings.grace_s)
     if reaped:
         log.info("trials %s were left running by a killed worker: failed and queued again", reaped)
     return study
@@ -178,103 +233,135 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
                study: optuna.Study | None = None, worker: WorkerInfo | None = None) -> optuna.Study:
     """Run trials until the study holds ``settings.budget`` evaluated trials (``study``: already opened).
 
-    Several workers may run this on one study at once (see ``nas.workers``)."""
-    if settings.proxy not in PROXIES:
-        raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
+    Several workers may run this on one study at once (see ``nas.workers``). Each round: reap
+    trials no live worker owns, ask for a candidate (or wait while the rest of the budget runs
+    elsewhere), reuse an earlier result for a re-proposed architecture, prune it if over
+    ``--max-params``, else evaluate it and tell the study."""
     shape = DataShape(split.resolution, split.channels, split.num_classes)
-    space.check_data(shape)
-    profiles = [load_profile(p) for p in settings.profiles]
+    profiles = check_settings(settings, space, shape)
     worker = worker or worker_info(settings.seed, 0)
     study = study or open_study(settings, space, split, worker=worker)
-    pruned_in_a_row = duplicates_in_a_row = 0
+    streaks = {"pruned": 0, "duplicate": 0}
     while True:
-        reap_dead_workers(study)
+        reap_dead_workers(study, grace_s=settings.grace_s)
         done = evaluated_count(study)
         if done >= settings.budget:
             break
         if done + running_count(study) >= settings.budget:  # the rest is running elsewhere
             time.sleep(WAIT_FOR_OTHERS_S)
             continue
-        with warnings.catch_warnings():  # ask/tell with heartbeats is what snnas does on purpose
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-            trial = study.ask()
-        stamp(trial, worker)
-        if not claim_slot(study, trial.number, settings.budget):
-            trial.set_user_attr("pruned_reason", "budget taken by other workers")
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        trial = _claim(study, settings, worker)
+        if trial is None:
             continue
         arch = space.suggest(trial, shape)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("seed", settings.proxy_settings.seed)
         if _reuse_duplicate(study, trial, arch):
-            duplicates_in_a_row += 1
-            if duplicates_in_a_row >= MAX_CONSECUTIVE_DUPLICATES:
+            streaks["duplicate"] += 1
+            if streaks["duplicate"] >= MAX_CONSECUTIVE_DUPLICATES:
                 log.warning("the sampler proposed %d evaluated architectures in a row: the space looks exhausted; "
-                            "stopping with %d evaluated trials", duplicates_in_a_row, done)
+                            "stopping with %d evaluated trials", streaks["duplicate"], done)
                 break
             continue
-        duplicates_in_a_row = 0
+        streaks["duplicate"] = 0
         params = _params(arch)
-        if settings.max_params is not None and params > settings.max_params:
-            trial.set_user_attr("pruned_reason", f"{params} parameters > --max-params {settings.max_params}")
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            pruned_in_a_row += 1
-            if pruned_in_a_row >= MAX_CONSECUTIVE_PRUNED:
-                raise SearchError(f"{MAX_CONSECUTIVE_PRUNED} candidates in a row exceed --max-params: "
-                                  "the limit excludes (almost) the whole space")
-            _emit(on_event, trial.number, "pruned", arch, None, None, done, settings, "over --max-params")
+        if _prune(study, trial, arch, params, settings, streaks, on_event, done):
             continue
-        pruned_in_a_row = 0
-        _emit(on_event, trial.number, "started", arch, None, None, done, settings)
-        start = time.perf_counter()
-        try:
-            with Heartbeat(study, trial):
-                if settings.proxy == "train":
-                    result = train_proxy(arch, split, settings.proxy_settings, device=device)
-                else:
-                    result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
-                attrs = _record(trial, result, profiles, settings.convention, params)
-        except KeyboardInterrupt:  # not the candidate's fault: fail it uncounted and queue it again
-            trial.set_user_attr("fail_reason", "interrupted")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            retry(study, study.trials[trial.number])
-            raise
-        except (CandidateFailed, RuntimeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0][:300] if isinstance(exc, CandidateFailed) else \
-                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr("duration_s", time.perf_counter() - start)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            log.warning("trial %d failed: %s", trial.number, reason)
-            _emit(on_event, trial.number, "failed", arch, None, None, done + 1, settings, reason)
-            continue
+        _evaluate(study, trial, arch, params, settings, split, profiles, device, on_event, done)
+    return study
+
+
+def _claim(study: optuna.Study, settings: SearchSettings, worker: WorkerInfo) -> optuna.trial.Trial | None:
+    """Ask for a trial and claim a slot of the budget for it (None: the budget is taken)."""
+    with warnings.catch_warnings():  # ask/tell with heartbeats is what snnas does on purpose
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        trial = study.ask()
+    stamp(trial, worker)
+    if claim_slot(study, trial.number, settings.budget):
+        return trial
+    trial.set_user_attr("pruned_reason", "budget taken by other workers")
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return None
+
+
+def _prune(study, trial, arch, params, settings, streaks, on_event, done) -> bool:
+    if settings.max_params is None or params <= settings.max_params:
+        streaks["pruned"] = 0
+        return False
+    trial.set_user_attr("pruned_reason", f"{params} parameters > --max-params {settings.max_params}")
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    streaks["pruned"] += 1
+    if streaks["pruned"] >= MAX_CONSECUTIVE_PRUNED:
+        raise SearchError(f"{MAX_CONSECUTIVE_PRUNED} candidates in a row exceed --max-params: "
+                          "the limit excludes (almost) the whole space")
+    _emit(on_event, trial.number, "pruned", arch, None, None, done, settings, "over --max-params")
+    return True
+
+
+def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_event, done) -> None:
+    """Train (or score) the candidate and tell the study; a failure is the candidate's, with its reason."""
+    _emit(on_event, trial.number, "started", arch, None, None, done, settings)
+    start = time.perf_counter()
+    try:
+        with Heartbeat(study, trial, interval_s=settings.heartbeat_s):
+            failpoint("training")
+            if settings.proxy == "train":
+                result = train_proxy(arch, split, settings.proxy_settings, device=device)
+            else:
+                result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
+            attrs = _record(trial, result, profiles, settings.convention, params)
         energy = attrs["energy_mj"][profiles[0].name]
         objective = result.accuracy if settings.proxy == "train" else result.zero_cost
+        if not (math.isfinite(objective) and math.isfinite(energy)):
+            raise CandidateFailed(f"the objectives are not finite numbers ({objective}, {energy} mJ)")
+    except KeyboardInterrupt:  # not the candidate's fault: fail it uncounted and queue it again
+        trial.set_user_attr("fail_reason", "interrupted")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        retry(study, study.trials[trial.number])
+        raise
+    except (CandidateFailed, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:300] if isinstance(exc, CandidateFailed) else \
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        trial.set_user_attr("fail_reason", reason)
         trial.set_user_attr("duration_s", time.perf_counter() - start)
-        trial.set_user_attr("accuracy", None if math.isnan(result.accuracy) else result.accuracy)
-        if settings.max_energy_mj is not None:
-            trial.set_constraint("max_energy_mj", energy - settings.max_energy_mj)
-        if settings.max_params is not None:
-            trial.set_constraint("max_params", params - settings.max_params)
-        study.tell(trial, [objective, energy])
-        _emit(on_event, trial.number, "complete", arch, objective, energy, done + 1, settings)
-    return study
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log.warning("trial %d failed: %s", trial.number, reason)
+        _emit(on_event, trial.number, "failed", arch, None, None, done + 1, settings, reason)
+        return
+    trial.set_user_attr("duration_s", time.perf_counter() - start)
+    trial.set_user_attr("accuracy", None if math.isnan(result.accuracy) else result.accuracy)
+    if settings.max_energy_mj is not None:
+        trial.set_constraint("max_energy_mj", energy - settings.max_energy_mj)
+    if settings.max_params is not None:
+        trial.set_constraint("max_params", params - settings.max_params)
+    study.tell(trial, [objective, energy])
+    failpoint("after_tell")
+    _emit(on_event, trial.number, "complete", arch, objective, energy, done + 1, settings)
 
 
 def _reuse_duplicate(study: optuna.Study, trial: optuna.trial.Trial, arch: ArchConfig) -> bool:
     """An architecture already evaluated gets its earlier result: the proxy is deterministic (same
     seed, batches and split), so training it again would give the same numbers. Such a trial is
-    marked ``duplicate_of``, costs milliseconds, and does not count toward the budget."""
+    marked ``duplicate_of``, costs milliseconds, and does not count toward the budget. One that
+    another worker is evaluating right now (a retried trial, after a restart whose samplers
+    propose again what they proposed before) is pruned: its result is on the way."""
     key = arch.to_dict()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if t.user_attrs.get("arch") == key and "duplicate_of" not in t.user_attrs:
             for name, value in t.user_attrs.items():
-                if name not in ("worker", "arch", "retry_of", "retries"):
+                if name not in ("worker", "arch", "retry_of", "retries", "heartbeat"):
                     trial.set_user_attr(name, value)
             trial.set_user_attr("duplicate_of", t.number)
             for name, value in t.constraints.items() if getattr(t, "constraints", None) else ():
                 trial.set_constraint(name, value)
             study.tell(trial, list(t.values))
+            return True
+    pending = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    for t in study.get_trials(deepcopy=False, states=pending):
+        if t.number != trial.number and (t.user_attrs.get("arch") == key or
+                                         (t.state == optuna.trial.TrialState.WAITING and t.params == trial.params)):
+            trial.set_user_attr("pruned_reason", f"being evaluated as trial {t.number}")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return True
     return False
 

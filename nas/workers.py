@@ -3,23 +3,31 @@
 Optuna's storages do the sharing: a journal file for one machine, an RDB (PostgreSQL) for
 many. snnas adds what the ask/tell loop needs on top:
 
-* liveness: every trial records its worker's host and pid. On one host a RUNNING trial whose
-  pid is gone was left by a killed worker; on a database, heartbeats (Optuna's
-  ``heartbeat_interval`` / ``grace_period``) mark silent workers' trials failed.
+* liveness: every trial records its worker (a random id, the host, the pid and the process's
+  start time) and, on every storage, a heartbeat every ``heartbeat_s`` seconds while it runs.
+  A RUNNING trial is orphaned when its process is gone or its pid now belongs to another
+  process (on this host), or when no heartbeat came for twice the interval (any host, and a
+  trial never stamped because its worker died between ask and stamp). A rerun therefore never
+  waits longer than that grace for a trial no live worker owns.
 * retries: a trial whose worker died (not one whose candidate failed) is failed and its
   parameters are enqueued again (``retry_of``), so nothing is lost and it is not counted twice.
 * budget: a trial counts when it completed or its candidate failed; a worker claims a slot
   only if fewer than ``budget`` trials before it are counted or running, so several workers
   never overshoot.
+* local worker processes die with the process that started them (parent-death signal on
+  Linux, and a watchdog on the parent's pid everywhere).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
+import time
+import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -30,12 +38,25 @@ NOT_COUNTED = {"interrupted", "worker died"}  # failures of the worker, not of t
 MAX_RETRIES = 3
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux /proc), or None where unknown.
+    A pid and its start time name one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])  # field 22 of stat(5); fields[0] is field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     index: int | None  # local worker number, or None for a worker joining a database on its own
     host: str
     pid: int
     sampler_seed: int
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # unique, whatever pids and hosts do
+    started: int | None = None  # process_start(pid)
 
 
 def worker_info(seed: int, index: int | None) -> WorkerInfo:
@@ -45,12 +66,13 @@ def worker_info(seed: int, index: int | None) -> WorkerInfo:
         sampler_seed = seed if index == 0 else seed + zlib.crc32(f"{HOST}:{pid}".encode()) % 1_000_003
     else:
         sampler_seed = seed + 7919 * index
-    return WorkerInfo(index, HOST, pid, sampler_seed)
+    return WorkerInfo(index, HOST, pid, sampler_seed, started=process_start(pid))
 
 
 def stamp(trial: optuna.trial.Trial, info: WorkerInfo) -> None:
     trial.set_user_attr("worker", {"host": info.host, "pid": info.pid, "index": info.index,
-                                   "sampler_seed": info.sampler_seed})
+                                   "sampler_seed": info.sampler_seed, "id": info.id, "started": info.started})
+    trial.set_user_attr("heartbeat", time.time())
 
 
 def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
@@ -92,19 +114,36 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
     return True
 
 
-def reap_dead_workers(study: optuna.Study) -> list[int]:
-    """Fail and re-enqueue RUNNING trials of workers on this host that no longer exist; on a
-    database with heartbeats, let Optuna fail stale trials (its callback re-enqueues them)."""
+def _orphaned(t: optuna.trial.FrozenTrial, *, grace_s: float, now: float) -> bool:
+    """Whether no live worker owns the RUNNING trial ``t`` (see the module docstring)."""
+    worker = t.user_attrs.get("worker") or {}
+    pid = worker.get("pid")
+    if worker.get("host") == HOST and isinstance(pid, int) and pid != os.getpid():
+        if not _alive(pid):
+            return True
+        started, now_started = worker.get("started"), process_start(pid)
+        if started is not None and now_started is not None:
+            return now_started != started  # the same process, or its pid now belongs to another
+    elif worker.get("host") == HOST and pid == os.getpid():
+        return False  # this process's own trial
+    start = t.datetime_start.timestamp() if t.datetime_start else now
+    last = max(float(t.user_attrs.get("heartbeat") or 0.0), start)
+    return now - last > grace_s
+
+
+def reap_dead_workers(study: optuna.Study, *, grace_s: float = 60.0) -> list[int]:
+    """Fail and re-enqueue RUNNING trials that no live worker owns; on a database with Optuna's
+    heartbeats, also let Optuna fail stale trials (its callback re-enqueues them)."""
     storage = study._storage
     reaped = []
+    now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get("worker") or {}
-        if worker.get("host") == HOST and worker.get("pid") not in (None, os.getpid()) and not _alive(worker["pid"]):
+        if _orphaned(t, grace_s=grace_s, now=now):
             storage.set_trial_user_attr(t._trial_id, "fail_reason", "worker died")
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             retry(study, t)
@@ -122,32 +161,37 @@ def _heartbeat_interval(storage) -> int | None:
 
 
 class Heartbeat:
-    """Records a heartbeat for a trial every ``interval`` seconds while it runs (RDB storages)."""
+    """Records a heartbeat for a trial every ``interval_s`` seconds while it runs, on every storage
+    (a ``heartbeat`` user attribute), and Optuna's own heartbeat on databases."""
 
-    def __init__(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
+    def __init__(self, study: optuna.Study, trial: optuna.trial.Trial, *, interval_s: float) -> None:
         self.storage = study._storage
         self.trial_id = trial._trial_id
         self.stop = threading.Event()
-        self.interval = _heartbeat_interval(self.storage)
-        self.thread = threading.Thread(target=self._beat, daemon=True) if self.interval is not None else None
+        self.interval = interval_s
+        self.optuna_beat = _heartbeat_interval(self.storage) is not None
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="snnas-heartbeat")
+
+    def _record(self) -> None:
+        self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+        if self.optuna_beat:
+            self.storage.record_heartbeat(self.trial_id)
 
     def _beat(self) -> None:
         while not self.stop.wait(self.interval):
             try:
-                self.storage.record_heartbeat(self.trial_id)
-            except Exception:  # a transient database error must not kill the trial
+                self._record()
+            except Exception:  # a transient storage error must not kill the trial
                 pass
 
     def __enter__(self):
-        if self.thread is not None:
-            self.storage.record_heartbeat(self.trial_id)
-            self.thread.start()
+        self._record()
+        self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.thread is not None:
-            self.stop.set()
-            self.thread.join()
+        self.stop.set()
+        self.thread.join()
 
 
 def rdb_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
@@ -161,13 +205,45 @@ def rdb_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES))
 
 
-def _worker_main(settings, space, split, index: int, threads: int) -> None:
+def stop_on_sigterm() -> None:
+    """SIGTERM stops like Ctrl-C: the running trial is queued again and the results so far written."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker when the process that started it ends, however it ends (even SIGKILL)."""
+    try:  # Linux: the kernel signals us when the parent dies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # everywhere: the parent's pid changes when it dies
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="snnas-parent-watch").start()
+    if os.getppid() != parent:  # the parent died before the handlers were in place
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(settings, space, split, index: int, threads: int, parent: int) -> None:
     import logging
 
     import torch
 
     from nas.study import run_search
 
+    stop_on_sigterm()
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     torch.set_num_threads(threads)
     try:
@@ -182,8 +258,8 @@ def start_local_workers(settings, space, split, n: int) -> list:
 
     threads = max(1, (os.cpu_count() or 1) // n)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(settings, space, split, i, threads), name=f"snnas-worker-{i}")
-             for i in range(n)]
+    procs = [ctx.Process(target=_worker_main, args=(settings, space, split, i, threads, os.getpid()),
+                         name=f"snnas-worker-{i}") for i in range(n)]
     for p in procs:
         p.start()
     return procs
