@@ -28,6 +28,8 @@ logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 from spikingjelly.activation_based import base, neuron, surrogate  # noqa: E402
 
+from nas.models.fused import fused_lif, fused_ternary  # noqa: E402
+
 TAU = 2.0  # membrane time constant shared by all seed papers
 V_THRESHOLD = 1.0  # firing threshold shared by all seed papers
 V_RESET = 0.0  # hard reset value
@@ -44,7 +46,8 @@ def _surrogate(name: str):
 
 
 class LIF(neuron.LIFNode):
-    """Leaky integrate-and-fire: H = V + (X - V)/tau, S = step(H - V_th), hard reset."""
+    """Leaky integrate-and-fire: H = V + (X - V)/tau, S = step(H - V_th), hard reset.
+    Trains through the fused neuron on CPU (``nas.models.fused``): same numbers, fewer graph nodes."""
 
     OUTPUT_KIND = "binary"
 
@@ -58,6 +61,10 @@ class LIF(neuron.LIFNode):
             detach_reset=True,
             step_mode="m",
         )
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
+        fused = fused_lif(self, x_seq) if not args and not kwargs else None
+        return fused if fused is not None else super().multi_step_forward(x_seq, *args, **kwargs)
 
 
 class IF(neuron.IFNode):
@@ -117,6 +124,9 @@ class TernaryLIF(neuron.BaseNode):
         self.beta = 1.0 - 1.0 / TAU
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:  # [T, ...] -> [T, ...]
+        fused = fused_ternary(self, x_seq)  # training on CPU: the same numbers, one graph node
+        if fused is not None:
+            return fused
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
         step = _heaviside if torch.jit.is_tracing() else self.surrogate_function
         spikes = []
