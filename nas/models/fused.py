@@ -4,10 +4,9 @@ On CPU spikingjelly 2.0 runs a neuron as a Python loop over time steps that auto
 by op (a charge, a surrogate spike and a reset per step, each a node of the graph), and its
 backward walks them again. Here the forward loop runs without recording and keeps the charged
 potential h[t]; the backward is written out in one reverse loop, with the same formulas
-(spikingjelly's surrogate gradients, ``_surrogate_gradient``) in the order autograd evaluates
-them, so outputs and gradients are identical to spikingjelly's reference (the tests compare
-them bit for bit; the learnable time constant of PLIF sums over steps in another order and
-agrees to the last ulp).
+(spikingjelly's surrogate gradients, ``_surrogate_gradient``, and aten's sigmoid backward) in
+the order autograd evaluates them, so outputs and gradients are identical to spikingjelly's
+reference, bit for bit (the tests compare them), and training follows the same trajectory.
 
 Covered: hard reset to a constant with the reset detached (every neuron snnas builds), decay on
 the input or not, the surrogate kinds spikingjelly implements natively. Anything else, CUDA,
@@ -33,7 +32,9 @@ class _LIFSeq(torch.autograd.Function):
     """LIF (``k`` the float tau) or PLIF (``k`` the tensor sigmoid(w)) over ``x_seq [T, ...]`` from ``v``."""
 
     @staticmethod
-    def forward(ctx, x_seq, v, k, decay_input, threshold, reset, alpha, surrogate_id):
+    def forward(ctx, x_seq, v, tau_or_w, decay_input, threshold, reset, alpha, surrogate_id):
+        learnable = isinstance(tau_or_w, torch.Tensor)
+        k = tau_or_w.sigmoid() if learnable else tau_or_w  # PLIF: sigmoid(w), as the reference computes it
         spikes, charged, v0 = [], [], v
         for x in x_seq:
             h = _charge(x, v, k, decay_input, reset)
@@ -42,7 +43,6 @@ class _LIFSeq(torch.autograd.Function):
             spikes.append(spike)
             charged.append(h)
         h_seq, s_seq = torch.stack(charged), torch.stack(spikes)
-        learnable = isinstance(k, torch.Tensor)
         ctx.save_for_backward(x_seq, v0, h_seq, s_seq, *([k] if learnable else []))
         ctx.options = (None if learnable else k, decay_input, threshold, reset, alpha, surrogate_id)
         return s_seq, v
@@ -53,7 +53,7 @@ class _LIFSeq(torch.autograd.Function):
         tau, decay_input, threshold, reset, alpha, surrogate_id = ctx.options
         k = learned[0] if learned else None
         g_x = torch.empty_like(h_seq)
-        carry, g_k = g_v, None  # carry: the gradient reaching v[t] from the steps after t
+        carry, g_w = g_v, None  # carry: the gradient reaching v[t] from the steps after t
         for t in range(h_seq.shape[0] - 1, -1, -1):
             g_h = g_spikes[t] * _surrogate_gradient(h_seq[t] - threshold, alpha, surrogate_id)
             if carry is not None:
@@ -63,11 +63,14 @@ class _LIFSeq(torch.autograd.Function):
                 carry = g_h - g_h / tau
                 continue
             v_prev = v0 if t == 0 else s_seq[t - 1] * reset + (1.0 - s_seq[t - 1]) * h_seq[t - 1]
-            term = (g_h * (x_seq[t] - (v_prev - reset))).sum() if decay_input else ((-g_h) * (v_prev - reset)).sum()
-            g_k = term if g_k is None else g_k + term
+            # as autograd: the product's gradient for k summed to k's shape, then sigmoid's backward,
+            # the steps' contributions added in the order they arrive (last step first)
+            product = g_h * (x_seq[t] - (v_prev - reset)) if decay_input else (-g_h) * (v_prev - reset)
+            g_w_t = torch.ops.aten.sigmoid_backward(product.sum_to_size(k.shape), k)
+            g_w = g_w_t if g_w is None else g_w + g_w_t
             g_x[t] = g_h * k if decay_input else g_h
             carry = g_h - g_h * k
-        return g_x, carry, g_k, None, None, None, None, None
+        return g_x, carry, g_w, None, None, None, None, None
 
 
 def fused_lif(node, x_seq: torch.Tensor, *, learnable: bool = False) -> torch.Tensor | None:
@@ -83,8 +86,7 @@ def fused_lif(node, x_seq: torch.Tensor, *, learnable: bool = False) -> torch.Te
     if v.shape != x_seq.shape[1:]:
         return None
     surrogate_id, alpha = spec
-    k = node.w.sigmoid() if learnable else node.tau
-    spikes, node.v = _LIFSeq.apply(x_seq, v, k, node.decay_input, node.v_threshold, node.v_reset, alpha,
+    spikes, node.v = _LIFSeq.apply(x_seq, v, node.w if learnable else node.tau, node.decay_input, node.v_threshold, node.v_reset, alpha,
                                    surrogate_id)
     return spikes
 
