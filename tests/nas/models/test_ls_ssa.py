@@ -67,3 +67,28 @@ def test_heads_are_split_across_dilation_rates():
     head0 = local_window_attention(q[0, :, :8], k[0, :, :8], v[0, :, :8], heads=1, window=3, dilation=1)
     head1 = local_window_attention(q[0, :, 8:], k[0, :, 8:], v[0, :, 8:], heads=1, window=3, dilation=2)
     assert torch.equal(got, torch.cat([head0, head1], dim=1) * SSA_SCALE)
+
+
+@pytest.mark.parametrize("window, dilation, heads", [(3, 1, 2), (5, 2, 4), (3, 3, 1)])
+def test_the_training_form_gives_the_counted_forms_numbers(window, dilation, heads):
+    torch.manual_seed(0)
+    q, k, v = ((torch.rand(6, 8, 7, 5) < 0.3).float() for _ in range(3))
+    with torch.no_grad():
+        counted = local_window_attention(q, k, v, heads=heads, window=window, dilation=dilation)
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    trained = local_window_attention(*leaves, heads=heads, window=window, dilation=dilation)
+    assert torch.equal(trained, counted)  # whole-number sums: exact in any order
+    grad = torch.randn_like(trained)
+    trained.backward(grad)
+    unfolded = [t.clone().requires_grad_() for t in (q, k, v)]
+    from nas.models.attention import ls_ssa
+
+    with torch.enable_grad():
+        m, c, h, w = q.shape
+        d = c // heads
+        q_tok = unfolded[0].reshape(m, heads, d, h * w).transpose(-1, -2).unsqueeze(-2)
+        scores = q_tok @ ls_ssa._windows(unfolded[1], heads, window, dilation).transpose(-1, -2)
+        ref = (scores @ ls_ssa._windows(unfolded[2], heads, window, dilation)).squeeze(-2).transpose(-1, -2)
+        ref.reshape(m, c, h, w).backward(grad)
+    for a, b in zip(leaves, unfolded):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5)
