@@ -206,7 +206,13 @@ def search(
     train_size: int = typer.Option(2000, "--train-size", min=1, help="Training images for the proxy."),
     val_size: int = typer.Option(500, "--val-size", min=1, help="Held-out images for accuracy and energy."),
     resolution: int = typer.Option(16, "--resolution", min=4, help="Image side used during the search."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes sharing the study (CPU)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default=False,
+                                          help="Local worker processes sharing the study [default: one per usable "
+                                               "CPU core, each with one thread; 1 on a GPU, with SQLite or with "
+                                               "--worker-index]."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, show_default=False,
+                                          help="Torch threads per worker [default: the usable cores shared among "
+                                               "the workers]. A trial's numbers depend on it (see README)."),
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0,
                                                help="This worker's number when several machines share a "
                                                     "--storage study (seeds its sampler; default: from host and pid)."),
@@ -220,7 +226,8 @@ def search(
     settings = SearchSettings(study=study, out_dir=out, budget=budget, sampler=sampler, seed=seed, proxy=proxy,
                               profiles=tuple(profile), convention=convention, max_params=max_params,
                               max_energy_mj=max_energy, storage=storage, train_size=train_size, val_size=val_size,
-                              resolution=resolution, workers=workers, heartbeat_s=heartbeat,
+                              resolution=resolution, workers=_default_workers(workers, device, storage, worker_index),
+                              threads=threads, heartbeat_s=heartbeat,
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr,
                                                            bn_init_gain=bn_gain, seed=seed))
     space, dataset, split, dev = _prepare(settings, space_file, data, device, worker_index)
@@ -242,6 +249,20 @@ def search(
     _finish(settings, study_obj, run_info, start, interrupted)
 
 
+def _default_workers(workers, device: str, storage, worker_index) -> int:
+    """Explicit --workers, else one worker per usable core where several can share the study."""
+    if workers is not None:
+        return workers
+    import torch
+
+    from nas.workers import usable_cores
+
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if on_gpu or worker_index is not None or (storage or "").startswith("sqlite"):
+        return 1
+    return usable_cores()
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is, with its own exit code."""
 
@@ -261,6 +282,10 @@ def _prepare(settings, space_file, data, device, worker_index):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = SearchSpace.from_yaml(space_file or default_space_path())
     dev = resolve_device(device)
+    if settings.workers == 1 and settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     if settings.workers > 1 and dev.type == "cuda":
         raise CliError("--workers N runs CPU processes; on a GPU run one worker per device instead")
     if settings.workers > 1 and worker_index is not None:

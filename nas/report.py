@@ -50,7 +50,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row[f"energy_mj[{name}]"] = mj
             row[f"energy_complete[{name}]"] = (ua.get("energy_complete") or {}).get(name)
         for key in ("params", "dense", "macs", "acs", "firing_rate", "zero_cost", "loss", "train_time_s",
-                    "eval_time_s", "count_time_s", "score_time_s", "duration_s", "seed"):
+                    "eval_time_s", "count_time_s", "score_time_s", "duration_s", "seed", "threads"):
             row[key] = ua.get(key)
         row["feasible"] = all(v <= 0 for v in (getattr(t, "constraints", None) or {}).values()) if t.values else None
         row["duplicate_of"] = ua.get("duplicate_of")

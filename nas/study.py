@@ -67,6 +67,7 @@ class SearchSettings:
     resolution: int = 16
     proxy_settings: ProxySettings = field(default_factory=ProxySettings)
     workers: int = 1  # local worker processes sharing the study
+    threads: int | None = None  # torch threads per worker (None: the usable cores shared among the workers)
     heartbeat_s: int = 30  # every storage: a trial silent for 2x this is failed and retried
 
     @property
@@ -119,8 +120,8 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
         raise SearchError(f"--sampler {settings.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if settings.proxy not in PROXIES:
         raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
-    if settings.budget < 1 or settings.workers < 1 or settings.heartbeat_s < 1:
-        raise SearchError("--budget, --workers and --heartbeat must be at least 1")
+    if settings.budget < 1 or settings.workers < 1 or settings.heartbeat_s < 1 or (settings.threads or 1) < 1:
+        raise SearchError("--budget, --workers, --threads and --heartbeat must be at least 1")
     if settings.storage is not None:
         if "://" not in settings.storage:
             raise SearchError(f"--storage {redact(settings.storage, settings.storage)!r}: expected a database URL "
@@ -256,6 +257,7 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
         arch = space.suggest(trial, shape)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("seed", settings.proxy_settings.seed)
+        trial.set_user_attr("threads", torch.get_num_threads())  # the proxy's numbers depend on it
         if _reuse_duplicate(study, trial, arch):
             streaks["duplicate"] += 1
             if streaks["duplicate"] >= MAX_CONSECUTIVE_DUPLICATES:

@@ -38,6 +38,14 @@ NOT_COUNTED = {"interrupted", "worker died"}  # failures of the worker, not of t
 MAX_RETRIES = 3
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under a batch scheduler)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def process_start(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks since boot, Linux /proc), or None where unknown.
     A pid and its start time name one process even after the pid is reused."""
@@ -253,10 +261,11 @@ def _worker_main(settings, space, split, index: int, threads: int, parent: int) 
 
 
 def start_local_workers(settings, space, split, n: int) -> list:
-    """Start ``n`` worker processes (spawned, CPU) on the study; returns the processes."""
+    """Start ``n`` worker processes (spawned, CPU) on the study, ``settings.threads`` torch threads
+    each; returns the processes."""
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // n)
+    threads = settings.threads or max(1, usable_cores() // n)
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(settings, space, split, i, threads, os.getpid()),
                          name=f"snnas-worker-{i}") for i in range(n)]

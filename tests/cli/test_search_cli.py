@@ -6,7 +6,8 @@ import pandas as pd
 
 from tests.cli.test_cli import snnas
 
-TINY = ["--steps", "2", "--batch-size", "16", "--train-size", "96", "--val-size", "48", "--sampler", "random"]
+TINY = ["--steps", "2", "--batch-size", "16", "--train-size", "96", "--val-size", "48", "--sampler", "random",
+        "--workers", "1"]
 
 
 def test_search_writes_every_output_and_a_rerun_resumes(tmp_path):
@@ -56,7 +57,7 @@ def test_search_refuses_bad_inputs_with_one_line(tmp_path):
         (["--profile", "tpu"], "tpu"),
     ]
     for extra, words in cases:
-        out = snnas("search", "--budget", "1", "--out", str(tmp_path / "r"), *TINY[:-2], *extra)
+        out = snnas("search", "--budget", "1", "--out", str(tmp_path / "r"), *TINY[:-4], *extra)
         assert out.returncode == 2, (extra, out.stderr)
         assert words in out.stderr and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr

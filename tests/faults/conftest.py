@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 DEFAULT_URL = "postgresql://snnas:snnas@127.0.0.1:5432/snnas_test"
-TINY = ["--train-size", "200", "--val-size", "64", "--batch-size", "16", "--sampler", "random"]
+TINY = ["--train-size", "200", "--val-size", "64", "--batch-size", "16", "--sampler", "random", "--workers", "1"]
 
 
 @pytest.fixture(scope="session")

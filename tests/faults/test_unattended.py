@@ -11,7 +11,8 @@ import pytest
 
 from tests.cli.test_cli import snnas
 
-TINY = ["--steps", "2", "--batch-size", "16", "--train-size", "96", "--val-size", "48", "--sampler", "random"]
+TINY = ["--steps", "2", "--batch-size", "16", "--train-size", "96", "--val-size", "48", "--sampler", "random",
+        "--workers", "1"]
 
 
 def _one_error(out) -> str:
@@ -115,3 +116,19 @@ def test_huge_ranges_are_checked_without_expanding_them(tmp_path, key, spec, whe
     start = time.perf_counter()
     line = _one_error(snnas("space", "validate", str(path)))
     assert where in line and time.perf_counter() - start < 30
+
+
+def test_by_default_a_search_uses_every_usable_core_one_worker_each(tmp_path):
+    from nas.workers import usable_cores
+
+    plain = [a for a in TINY if a not in ("--workers", "1")] + ["--steps", "3"]
+    out = snnas("search", "--budget", "3", "--study", "w", "--out", str(tmp_path), *plain)
+    assert out.returncode == 0, out.stderr
+    run = json.loads((tmp_path / "w" / "run.json").read_text())
+    assert run["arguments"]["workers"] == usable_cores()
+    import pandas as pd
+
+    trials = pd.read_csv(tmp_path / "w" / "trials.csv")
+    evaluated = trials[trials["state"].isin(["complete", "failed"]) & trials["duplicate_of"].isna()]
+    assert len(evaluated) == 3
+    assert set(trials["threads"].dropna()) == {max(1, usable_cores() // usable_cores())}
