@@ -2,7 +2,10 @@
 
 A long training of one candidate takes minutes on a laptop CPU; the benchmarks reuse a run
 only when the architecture, the proxy settings, the data split and the device kind are all the
-same, so a cached number is one this code measured, never an estimate. Pass ``--no-cache`` to
+same, so a cached number is one this code measured, never an estimate. When the training code
+changed, the key carries the change (``TRAINER``) for the architectures it touches: the fused
+neurons train bit for bit as before and keep their runs, while LS-SSA's shifted training form
+changes gradients at the rounding level, so LS-SSA candidates are measured again. Pass ``--no-cache`` to
 the scripts to measure everything again. One JSON object per line, appended as runs finish
 (an interrupted benchmark keeps what it measured; several benchmark processes may share the file).
 """
@@ -22,6 +25,8 @@ from nas.data import ProxySplit
 from nas.proxy import ProxyResult, ProxySettings, train_proxy
 
 ENERGY_PROFILE, ENERGY_CONVENTION = "45nm-fp32", "snnas"  # the search's default energy objective
+# Changes to the training code that move results at the rounding level, and which architectures they touch.
+TRAINER = {"ls_ssa shifted training form": lambda arch: "ls_ssa" in arch.attention}
 
 
 class RunCache:
@@ -47,21 +52,29 @@ class RunCache:
 
     @staticmethod
     def key(arch: ArchConfig, settings: ProxySettings, split: ProxySplit, device: torch.device) -> str:
-        return json.dumps({"arch": arch.to_dict(), "settings": asdict(settings), "data": split.fingerprint,
-                           "device": device.type}, sort_keys=True)
+        key = {"arch": arch.to_dict(), "settings": asdict(settings), "data": split.fingerprint, "device": device.type}
+        changed = [change for change, touches in TRAINER.items() if touches(arch)]
+        if changed:
+            key["trainer"] = changed
+        return json.dumps(key, sort_keys=True)
 
     def run(self, arch: ArchConfig, settings: ProxySettings, split: ProxySplit, device: torch.device, *,
-            energy: bool = False) -> dict:
+            energy: bool = False, scores: bool = False) -> dict:
         """``{"accuracy", "train_time_s", "energy_mj", "cached"}`` of a training run, measured now or
-        earlier; ``energy=True`` needs the energy (default profile and convention) recorded too."""
+        earlier; ``energy=True`` needs the energy (default profile and convention) recorded too,
+        ``scores=True`` the held-out loss and soft accuracy (``val_loss``, ``soft_accuracy``)."""
         key = self.key(arch, settings, split, device)
         if key not in self.rows:
             self._reload()
-        if key in self.rows and (not energy or self.rows[key]["result"].get("energy_mj") is not None):
-            return {**self.rows[key]["result"], "cached": True}
+        row = self.rows.get(key, {}).get("result")
+        if row is not None and (not energy or row.get("energy_mj") is not None) and \
+                (not scores or row.get("val_loss") is not None):
+            return {**row, "cached": True}
         result: ProxyResult = train_proxy(arch, split, settings, device=device, zero_cost=False)
         mj = estimate(result.counts, load_profile(ENERGY_PROFILE), convention=ENERGY_CONVENTION).total_mj
-        out = {"accuracy": result.accuracy, "train_time_s": result.train_time_s, "energy_mj": mj}
+        out = {"accuracy": result.accuracy, "train_time_s": result.train_time_s, "energy_mj": mj,
+               "val_loss": result.val_loss, "soft_accuracy": result.soft_accuracy,
+               "threads": torch.get_num_threads()}
         self.rows[key] = {"key": key, "result": out}
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +89,7 @@ def setup(threads: int | None):
     import optuna
 
     from nas.data import load_dataset
-    from nas.space import DataShape, SearchSpace
+    from nas.space import DataShape, SearchSpace, default_space_path
     from nas.study import SearchSettings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -85,5 +98,18 @@ def setup(threads: int | None):
     d = SearchSettings()
     split = ProxySplit.make(load_dataset("digits"), train_size=d.train_size, val_size=d.val_size,
                             resolution=d.resolution, seed=d.seed)
-    space = SearchSpace.from_yaml("space.yaml")
+    space = SearchSpace.from_yaml(default_space_path())
     return split, space, DataShape(split.resolution, split.channels, split.num_classes)
+
+
+def draw_archs(space, shape, draw: int, n: int) -> list[ArchConfig]:
+    """``n`` architectures sampled uniformly from ``space`` (Optuna's RandomSampler seeded ``draw``)."""
+    import optuna
+
+    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=draw))
+    archs = []
+    for _ in range(n):
+        trial = sampler.ask()
+        archs.append(space.suggest(trial, shape))
+        sampler.tell(trial, 0.0)
+    return archs

@@ -25,11 +25,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import torch
 
-from _runs import RunCache, setup  # benchmarks/_runs.py, beside this script
+from _runs import RunCache, draw_archs, setup  # benchmarks/_runs.py, beside this script
 from nas.models import build_model
 from nas.proxy import ProxySettings, zero_cost_proxy
 from nas.stats import bootstrap_ci, kendall_tau, spearman_rho
@@ -90,11 +89,7 @@ def main() -> None:
     cache, cpu = RunCache(None if args.no_cache else CACHE), torch.device("cpu")
     rows, start = [], time.perf_counter()
     for draw in args.draws:
-        sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=draw))
-        for i in range(args.archs):
-            trial = sampler.ask()
-            arch = space.suggest(trial, shape)
-            sampler.tell(trial, 0.0)
+        for i, arch in enumerate(draw_archs(space, shape, draw, args.archs)):
             zc = zero_cost_proxy(arch, split, short, device=cpu)
             a = cache.run(arch, short, split, cpu)
             b = cache.run(arch, LONG, split, cpu)

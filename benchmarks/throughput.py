@@ -78,7 +78,7 @@ def _eval_ratio(archs: list[str], split: ProxySplit, repeats: int) -> dict:
             acc_old = accuracy(model, split.val_x, split.val_y, batch=settings.eval_batch, device=torch.device("cpu"))
             count_ops(model, split.val_x[:settings.energy_samples])
             t1 = time.perf_counter()
-            acc_new, _, _ = evaluate(model, split, settings, torch.device("cpu"))
+            acc_new = evaluate(model, split, settings, torch.device("cpu"))[0]["accuracy"]
             t2 = time.perf_counter()
             assert acc_old == acc_new, "the single pass must give the same accuracy"
             b.append(t1 - t0)

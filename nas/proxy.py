@@ -54,6 +54,8 @@ class ProxyResult:
     count_time_s: float
     zero_cost: float | None = None
     score_time_s: float = 0.0  # the SAHD score
+    val_loss: float = float("nan")  # held-out mean cross-entropy
+    soft_accuracy: float = float("nan")  # held-out mean probability of the right class
 
 
 def _lr(step: int, s: ProxySettings) -> float:
@@ -116,24 +118,36 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int, 
 
 
 def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device) -> int:
+    return int(_tally(model, x, y, batch=batch, device=device)[0])
+
+
+def _judge(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """[right answers, summed cross-entropy, summed probability of the right class] of a batch."""
+    logits, y = logits.float().cpu(), y.cpu()
+    log_p = F.log_softmax(logits, dim=1)
+    right = log_p.gather(1, y[:, None]).squeeze(1)
+    return torch.stack([(logits.argmax(dim=1) == y).sum().double(), -right.sum().double(), right.exp().sum().double()])
+
+
+def _tally(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device) -> torch.Tensor:
     model.eval()
-    correct = 0
+    total = torch.zeros(3, dtype=torch.float64)
     for start in range(0, len(y), batch):
         functional.reset_net(model)
-        logits = model(x[start:start + batch].to(device))
-        correct += int((logits.argmax(dim=1).cpu() == y[start:start + batch]).sum())
+        total += _judge(model(x[start:start + batch].to(device)), y[start:start + batch])
     functional.reset_net(model)
-    return correct
+    return total
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: ProxySplit, settings: ProxySettings,
-             device: torch.device) -> tuple[float, OpCounts, float]:
-    """Held-out accuracy and per-sample counts in one pass over the held-out images.
+             device: torch.device) -> tuple[dict, OpCounts, float]:
+    """Held-out scores and per-sample counts in one pass over the held-out images.
 
     The first ``energy_samples`` images run under the counter (which runs the model as
     ``accuracy`` does: eval mode, neurons reset first); their predictions are scored with the
-    rest, so no image runs twice. Returns (accuracy, counts, seconds of the counted part).
+    rest, so no image runs twice. Returns ({accuracy, val_loss, soft_accuracy}, counts, seconds
+    of the counted part).
     """
     n = max(1, min(settings.energy_samples, len(split.val_y)))
     seen: dict[str, torch.Tensor] = {}
@@ -144,9 +158,10 @@ def evaluate(model: nn.Module, split: ProxySplit, settings: ProxySettings,
     finally:
         handle.remove()
     count_s = time.perf_counter() - start
-    correct = int((seen["logits"].argmax(dim=1).cpu() == split.val_y[:n]).sum())
-    correct += _correct(model, split.val_x[n:], split.val_y[n:], batch=settings.eval_batch, device=device)
-    return correct / len(split.val_y), counts, count_s
+    total = _judge(seen["logits"], split.val_y[:n])
+    total += _tally(model, split.val_x[n:], split.val_y[n:], batch=settings.eval_batch, device=device)
+    right, loss, prob = (float(v) / len(split.val_y) for v in total)
+    return {"accuracy": right, "val_loss": loss, "soft_accuracy": prob}, counts, count_s
 
 
 @torch.no_grad()
@@ -210,12 +225,12 @@ def train_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *,
         scale_batch_norms(model, settings.bn_init_gain)
         loss = train(model, split, settings, device)
         trained = time.perf_counter()
-        acc, counts, count_s = evaluate(model, split, settings, device)
+        scores, counts, count_s = evaluate(model, split, settings, device)
         evaluated = time.perf_counter()
     except torch.OutOfMemoryError as exc:
         raise CandidateFailed(f"out of memory: {str(exc).splitlines()[0][:160]}") from None
-    return ProxyResult(acc, loss, counts, trained - scored, evaluated - trained - count_s, count_s, score,
-                       scored - start)
+    return ProxyResult(scores["accuracy"], loss, counts, trained - scored, evaluated - trained - count_s, count_s,
+                       score, scored - start, scores["val_loss"], scores["soft_accuracy"])
 
 
 def zero_cost_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *,

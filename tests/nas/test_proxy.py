@@ -6,6 +6,8 @@ import inspect
 
 import pytest
 import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
 from torch import nn
 
 from energy.counting import count_ops, is_neuron
@@ -71,10 +73,18 @@ def test_one_pass_evaluation_gives_the_accuracy_and_counts_of_separate_passes(sp
     train(model, split, settings, CPU)
     calls = []
     handle = model.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
-    acc, counts, count_s = evaluate(model, split, settings, CPU)
+    scores, counts, count_s = evaluate(model, split, settings, CPU)
     handle.remove()
     assert calls == [12, 16, 12]  # 40 held-out images: 12 counted, then 16 + 12, none run twice
-    assert acc == accuracy(model, split.val_x, split.val_y, batch=16, device=CPU)
+    assert scores["accuracy"] == accuracy(model, split.val_x, split.val_y, batch=16, device=CPU)
+    model.eval()
+    functional.reset_net(model)
+    with torch.no_grad():
+        logits = model(split.val_x)
+    functional.reset_net(model)
+    assert scores["val_loss"] == pytest.approx(float(F.cross_entropy(logits, split.val_y)), rel=1e-5)
+    right = F.softmax(logits, dim=1).gather(1, split.val_y[:, None]).mean()
+    assert scores["soft_accuracy"] == pytest.approx(float(right), rel=1e-5)
     separate = count_ops(model, split.val_x[:12])
     assert counts.total("acs") == pytest.approx(separate.total("acs"))
     assert counts.total("macs") == pytest.approx(separate.total("macs"))
