@@ -103,8 +103,8 @@ def test_a_silent_worker_on_another_host_is_failed_by_heartbeat_and_retried(pg_u
 
 
 def test_sqlite_is_refused_for_several_workers_and_bad_urls_are_one_line(tmp_path):
-    out = snnas("search", "--storage", f"sqlite:///{tmp_path}/s.db", "--workers", "2", "--out", str(tmp_path),
-                *TINY)
+    out = snnas("search", "--storage", f"sqlite:///{tmp_path}/s.db", "--out", str(tmp_path), *TINY,
+                "--workers", "2")  # after TINY, whose --workers 1 would otherwise win
     assert out.returncode == 2 and "sqlite" in out.stderr and "Traceback" not in out.stderr
     bad = snnas("search", "--storage", "postgresql://nobody:secret@127.0.0.1:1/none", "--out", str(tmp_path), *TINY)
     assert bad.returncode == 2 and "cannot connect" in bad.stderr and "secret" not in bad.stderr

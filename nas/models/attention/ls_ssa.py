@@ -54,15 +54,15 @@ def _shifted(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, heads: int, w
 
 
 def local_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, heads: int,
-                           window: int, dilation: int) -> torch.Tensor:
+                           window: int, dilation: int, training: bool = False) -> torch.Tensor:
     """Attention of each query over its dilated k x k window, without softmax or scale.
 
     q, k, v: ``[M, heads*d, H, W]`` (M = T*B). Returns ``[M, heads*d, H, W]``. Written as two
     products over unfolded windows, so an op counter sees spike x spike products; training uses
     the shifted form, which gives the same numbers on spikes (whole-number sums are exact in any
-    order) and trains faster.
+    order) and trains faster (``training=True``: a module in training mode, with gradients on).
     """
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+    if training and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return _shifted(q, k, v, heads=heads, window=window, dilation=dilation)
     m, c, height, width = q.shape
     d = c // heads
@@ -89,6 +89,6 @@ class LSSSA(QKVBranch):
         for g, rate in enumerate(self.dilations):
             part = slice(g * group_channels, (g + 1) * group_channels)
             outs.append(local_window_attention(q[:, part], k[:, part], v[:, part], heads=group_heads,
-                                               window=self.window, dilation=rate))
+                                               window=self.window, dilation=rate, training=self.training))
         y = torch.cat(outs, dim=1).unflatten(0, (t, b)) * SSA_SCALE  # [T, B, C, H, W]
         return self.proj(self.attn_neuron(y))

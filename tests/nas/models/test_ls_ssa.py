@@ -76,7 +76,7 @@ def test_the_training_form_gives_the_counted_forms_numbers(window, dilation, hea
     with torch.no_grad():
         counted = local_window_attention(q, k, v, heads=heads, window=window, dilation=dilation)
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-    trained = local_window_attention(*leaves, heads=heads, window=window, dilation=dilation)
+    trained = local_window_attention(*leaves, heads=heads, window=window, dilation=dilation, training=True)
     assert torch.equal(trained, counted)  # whole-number sums: exact in any order
     grad = torch.randn_like(trained)
     trained.backward(grad)
@@ -92,3 +92,23 @@ def test_the_training_form_gives_the_counted_forms_numbers(window, dilation, hea
         ref.reshape(m, c, h, w).backward(grad)
     for a, b in zip(leaves, unfolded):
         assert torch.allclose(a.grad, b.grad, atol=1e-5)
+
+
+def test_only_a_module_in_training_mode_uses_the_training_form(monkeypatch):
+    """Tracers (fvcore, torch.jit.trace) run with gradients on but the model in eval mode: they must
+    see the counted form, two products over windows."""
+    from nas.models import build_model
+    from nas.models.attention import ls_ssa
+    from tests.conftest import tiny_arch
+
+    calls = []
+    original = ls_ssa._shifted
+    monkeypatch.setattr(ls_ssa, "_shifted", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = build_model(tiny_arch(attention=("ls_ssa", "ls_ssa")))
+    x = torch.rand(2, 3, 16, 16)
+    model.eval()
+    model(x)
+    assert not calls
+    model.train()
+    model(x).sum().backward()
+    assert calls
