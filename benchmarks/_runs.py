@@ -13,7 +13,6 @@ the scripts to measure everything again. One JSON object per line, appended as r
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -52,7 +51,7 @@ class RunCache:
 
     @staticmethod
     def key(arch: ArchConfig, settings: ProxySettings, split: ProxySplit, device: torch.device) -> str:
-        key = {"arch": arch.to_dict(), "settings": asdict(settings), "data": split.fingerprint, "device": device.type}
+        key = {"arch": arch.to_dict(), "settings": settings.identity(), "data": split.fingerprint, "device": device.type}
         changed = [change for change, touches in TRAINER.items() if touches(arch)]
         if changed:
             key["trainer"] = changed

@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,19 @@ class ProxySettings:
     eval_batch: int = 250
     energy_samples: int = 64  # held-out samples the operations are counted on
     zero_cost_batch: int = 32
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated instead; 0 = off
+
+    def identity(self) -> dict:
+        """The settings as stored with a study and a benchmark run: fields added after a study was
+        made are left out while they hold their default (off), so older studies still resume."""
+        out = asdict(self)
+        for name, default in ADDED_LATER.items():
+            if out.get(name) == default:
+                out.pop(name)
+        return out
+
+
+ADDED_LATER = {"ema": 0.0}  # field -> the value that reproduces what came before it
 
 
 @dataclass
@@ -56,6 +70,7 @@ class ProxyResult:
     score_time_s: float = 0.0  # the SAHD score
     val_loss: float = float("nan")  # held-out mean cross-entropy
     soft_accuracy: float = float("nan")  # held-out mean probability of the right class
+    model: nn.Module | None = None  # the trained network, when asked for (keep_model=True)
 
 
 def _lr(step: int, s: ProxySettings) -> float:
@@ -89,13 +104,16 @@ def scale_batch_norms(model: nn.Module, gain: float) -> None:
                 module.weight.fill_(gain)
 
 
-def train(model: nn.Module, split: ProxySplit, settings: ProxySettings, device: torch.device) -> float:
-    """Train in place for ``settings.steps`` steps; returns the mean loss of the last 10 steps."""
+def train(model: nn.Module, split: ProxySplit, settings: ProxySettings, device: torch.device,
+          on_step: Callable[[int, int], None] | None = None) -> float:
+    """Train in place for ``settings.steps`` steps; returns the mean loss of the last 10 steps.
+    ``on_step(done, steps)`` is called after every step (progress displays)."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     order = torch.Generator().manual_seed(settings.seed)
     n = len(split.train_y)
     losses: list[float] = []
     model.train()
+    average = _Average(model, settings.ema) if settings.ema > 0 else None
     for step in range(settings.steps):
         idx = torch.randint(n, (min(settings.batch_size, n),), generator=order)
         x, y = split.train_x[idx].to(device), split.train_y[idx].to(device)
@@ -109,7 +127,39 @@ def train(model: nn.Module, split: ProxySplit, settings: ProxySettings, device: 
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
+        if average is not None:
+            average.update(model, step)
+        if on_step is not None:
+            on_step(step + 1, settings.steps)
+    if average is not None:
+        average.copy_to(model)
     return sum(losses[-10:]) / max(1, len(losses[-10:]))
+
+
+class _Average:
+    """Exponential moving average of a model's parameters and buffers (batch-norm statistics).
+
+    The decay ramps up as min(decay, (1 + step) / (10 + step)), so early weights fade quickly."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.params = [p.detach().clone() for p in model.parameters()]
+        self.buffers = [b.detach().clone() for b in model.buffers() if b.dtype.is_floating_point]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self.params, [p.detach() for p in model.parameters()], 1 - decay)
+        current = [b for b in model.buffers() if b.dtype.is_floating_point]
+        if current:
+            torch._foreach_lerp_(self.buffers, current, 1 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        for p, a in zip(model.parameters(), self.params):
+            p.copy_(a)
+        for b, a in zip([b for b in model.buffers() if b.dtype.is_floating_point], self.buffers):
+            b.copy_(a)
 
 
 @torch.no_grad()
@@ -214,8 +264,10 @@ def zero_cost_batches(split: ProxySplit, settings: ProxySettings) -> list[torch.
 
 
 def train_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *, device: torch.device,
-                zero_cost: bool = True) -> ProxyResult:
-    """Short training, held-out accuracy, and per-sample counts of the trained candidate."""
+                zero_cost: bool = True, keep_model: bool = False,
+                on_step: Callable[[int, int], None] | None = None) -> ProxyResult:
+    """Short training, held-out accuracy, and per-sample counts of the trained candidate
+    (and the trained network itself with ``keep_model``)."""
     model = build_candidate(arch, seed=settings.seed, device=device)
     try:
         start = time.perf_counter()
@@ -223,14 +275,15 @@ def train_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *,
         score = score if score is not None and math.isfinite(score) else None  # singular kernel: undefined
         scored = time.perf_counter()
         scale_batch_norms(model, settings.bn_init_gain)
-        loss = train(model, split, settings, device)
+        loss = train(model, split, settings, device, on_step)
         trained = time.perf_counter()
         scores, counts, count_s = evaluate(model, split, settings, device)
         evaluated = time.perf_counter()
     except torch.OutOfMemoryError as exc:
         raise CandidateFailed(f"out of memory: {str(exc).splitlines()[0][:160]}") from None
     return ProxyResult(scores["accuracy"], loss, counts, trained - scored, evaluated - trained - count_s, count_s,
-                       score, scored - start, scores["val_loss"], scores["soft_accuracy"])
+                       score, scored - start, scores["val_loss"], scores["soft_accuracy"],
+                       model if keep_model else None)
 
 
 def zero_cost_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *,

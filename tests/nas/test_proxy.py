@@ -107,3 +107,24 @@ def test_cli_defaults_are_the_proxy_defaults():
     d = ProxySettings()
     assert (params["steps"].default.default, params["batch_size"].default.default, params["lr"].default.default,
             params["bn_gain"].default.default) == (d.steps, d.batch_size, d.lr, d.bn_init_gain)
+
+
+def test_weight_average_ends_in_the_model_and_is_left_out_of_old_identities(split):
+    from nas.models import build_model
+
+    assert "ema" not in ProxySettings().identity()  # studies made before the field still resume
+    assert ProxySettings(ema=0.9).identity()["ema"] == 0.9
+    settings = ProxySettings(steps=6, batch_size=16, lr=0.05)
+    plain, averaged = (build_model(_arch(split)) for _ in range(2))
+    averaged.load_state_dict(plain.state_dict())
+    start = [p.detach().clone() for p in plain.parameters()]
+    train(plain, split, settings, CPU)
+    steps = []
+    train(averaged, split, ProxySettings(**{**settings.__dict__, "ema": 0.5}), CPU, on_step=lambda d, n: steps.append((d, n)))
+    assert steps == [(i, 6) for i in range(1, 7)]
+    for s, p, a in zip(start, plain.parameters(), averaged.parameters()):
+        if not torch.equal(s, p):  # a trained weight: the model ends on the average, not the last step
+            assert not torch.equal(a, p)
+            break
+    else:
+        pytest.fail("no weight moved")
