@@ -44,6 +44,7 @@ class Dataset:
     images: torch.Tensor  # [N, C, H, W] float in [0, 1]
     labels: torch.Tensor  # [N] int64
     num_classes: int
+    test_from: int | None = None  # the dataset's own test set starts here (CIFAR's test batch)
 
     @property
     def fingerprint(self) -> str:
@@ -127,7 +128,8 @@ def load_cifar(directory: Path) -> Dataset:
     if not members:
         raise DataError(f"{directory}: no CIFAR python archive here (data_batch_1..5 + test_batch, train + test, "
                         "or cifar-10-python.tar.gz)")
-    xs, ys = [], []
+    xs, ys, test = [], [], 0
+    members = sorted(members, key=lambda m: m[0] in ("test_batch", "test"))  # training first (tar order varies)
     for name, blob in members:
         try:
             batch = unpickle_restricted(blob, allowed=CIFAR_PICKLE_GLOBALS, origin=str(directory / name))
@@ -141,7 +143,11 @@ def load_cifar(directory: Path) -> Dataset:
             raise DataError(f"{directory / name}: a CIFAR batch needs 'data' and 'labels' (or 'fine_labels')")
         xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(labels, dtype=np.int64))
-    return _check(np.concatenate(xs), np.concatenate(ys), str(directory))
+        test += len(ys[-1]) if name in ("test_batch", "test") else 0
+    data = _check(np.concatenate(xs), np.concatenate(ys), str(directory))
+    total = len(data.labels)
+    data.test_from = total - test if 0 < test < total else None  # batches come training first, test last
+    return data
 
 
 def load_image_folder(directory: Path, *, size: int = 32) -> Dataset:
@@ -226,16 +232,23 @@ class ProxySplit:
 
     @classmethod
     def make(cls, data: Dataset, *, train_size: int, val_size: int, resolution: int, seed: int = 0) -> "ProxySplit":
+        """Both subsets come from the training part of ``held_out_split`` only (the data's own
+        training set, or the four fifths it leaves): a search never selects on the images that
+        ``snnas train`` and ``snnas evaluate`` then test its winners on."""
+        if data.test_from is not None:
+            data = Dataset(data.name, data.images[:data.test_from], data.labels[:data.test_from], data.num_classes)
+            allowed = None
+        else:
+            allowed = torch.zeros(len(data.labels), dtype=torch.bool)
+            allowed[_held_out_order(len(data.labels))[0]] = True
         n = len(data.labels)
-        if train_size + val_size > n:
-            train_size = max(1, int(n * train_size / (train_size + val_size)))
-            val_size = n - train_size
-        if train_size < 1 or val_size < 1:
-            raise DataError(f"{data.name}: {n} samples are too few for a training and a held-out split")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        train, val = order[:train_size], order[train_size:train_size + val_size]
-        x = fit_images(data.images, channels=data.images.shape[1], size=resolution)
+        everything = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        order = everything if allowed is None else everything[allowed[everything]]
+        train, val = _cut(order, train_size, val_size, data.name)
         key = f"{data.fingerprint}:{train_size}:{val_size}:{resolution}:{seed}"
+        if allowed is not None and not _same_split((train, val), _cut(everything, train_size, val_size, data.name)):
+            key += ":training-part"  # the split differs from the one drawn from all images before test sets were kept
+        x = fit_images(data.images, channels=data.images.shape[1], size=resolution)
         return cls(x[train], data.labels[train], x[val], data.labels[val], data.num_classes,
                    hashlib.sha256(key.encode()).hexdigest()[:16])
 
@@ -246,6 +259,50 @@ class ProxySplit:
     @property
     def resolution(self) -> int:
         return int(self.train_x.shape[-1])
+
+
+TEST_SHARE = 0.2  # data without a test set of its own: this share, drawn with seed 0, is held out
+
+
+def _cut(order: torch.Tensor, train_size: int, val_size: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    n = len(order)
+    if train_size + val_size > n:
+        train_size = max(1, int(n * train_size / (train_size + val_size)))
+        val_size = n - train_size
+    if train_size < 1 or val_size < 1:
+        raise DataError(f"{name}: {n} samples are too few for a training and a held-out split")
+    return order[:train_size], order[train_size:train_size + val_size]
+
+
+def _same_split(a, b) -> bool:
+    return all(len(x) == len(y) and torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _held_out_order(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, test indices) of data without its own test set: the last fifth of a
+    seed-0 permutation is held out (the proxy's default split, the permutation's head, never meets it)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    test = max(1, int(round(n * TEST_SHARE))) if n >= 2 else 0
+    return order[:n - test], order[n - test:]
+
+
+def held_out_split(data: Dataset) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """((train images, labels), (test images, labels)): the data's own test set (CIFAR), else a fixed
+    random fifth. ``snnas search`` draws only from the training part, and ``snnas train`` and
+    ``snnas evaluate`` test on the rest, so they agree on what is held out."""
+    if data.test_from is not None:
+        cut = data.test_from
+        return (data.images[:cut], data.labels[:cut]), (data.images[cut:], data.labels[cut:])
+    train, held = _held_out_order(len(data.labels))
+    if len(train) < 1 or len(held) < 1:
+        raise DataError(f"{data.name}: {len(data.labels)} samples are too few to hold some out for testing")
+    return (data.images[train], data.labels[train]), (data.images[held], data.labels[held])
+
+
+def held_out_part(data: Dataset) -> Dataset:
+    """The held-out images of ``held_out_split`` as a dataset (what snnas energy counts on)."""
+    _, (x, y) = held_out_split(data)
+    return Dataset(data.name, x, y, data.num_classes)
 
 
 def sample_images(data: Dataset, n: int, *, channels: int | None = None, size: int | None = None,

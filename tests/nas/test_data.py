@@ -79,3 +79,41 @@ def test_proxy_split_is_fixed_by_its_seed_and_resized():
     assert torch.equal(a.train_y, b.train_y) and a.fingerprint == b.fingerprint
     assert a.train_x.shape == (100, 1, 16, 16) and a.val_x.shape == (50, 1, 16, 16)
     assert ProxySplit.make(data, train_size=100, val_size=50, resolution=16, seed=4).fingerprint != a.fingerprint
+
+
+def _rows(images: torch.Tensor) -> set[bytes]:
+    return {bytes(img.mul(255).round().to(torch.uint8).flatten().tolist()) for img in images}
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_search_never_sees_the_images_its_winners_are_tested_on(seed):
+    from nas.data import fit_images, held_out_split
+
+    data = load_dataset("digits")
+    (train_x, _), (test_x, test_y) = held_out_split(data)
+    assert len(test_y) == 1000 and len(train_x) == 4000
+    split = ProxySplit.make(data, train_size=2000, val_size=500, resolution=28, seed=seed)
+    searched = _rows(torch.cat([split.train_x, split.val_x]))
+    assert not searched & _rows(fit_images(test_x, channels=1, size=28))
+
+
+def test_cifar_keeps_its_own_test_batch_out_of_the_search_whatever_the_archive_order(tmp_path):
+    from nas.data import held_out_split
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batches = {"data_batch_1": _cifar_batch(8, 3), "test_batch": _cifar_batch(4, 3)}
+    batches["test_batch"][b"data"][:] = 7  # recognisable test images
+    for name, batch in batches.items():
+        (folder / name).write_bytes(pickle.dumps(batch))
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "cifar-10-python.tar.gz", "w:gz") as tar:  # test batch first in the archive
+        for name in ("test_batch", "data_batch_1"):
+            tar.add(folder / name, arcname=f"cifar-10-batches-py/{name}")
+    for spec in (f"cifar10:{tmp_path}", str(packed)):
+        data = load_dataset(spec)
+        _, (test_x, _) = held_out_split(data)
+        assert len(test_x) == 4 and bool((test_x == 7 / 255).all())
+        split = ProxySplit.make(data, train_size=5, val_size=3, resolution=32)
+        assert not bool((torch.cat([split.train_x, split.val_x]) == 7 / 255).flatten(1).all(1).any())
