@@ -29,6 +29,7 @@ class _Model:
     example: tuple | None = None  # torch.export example inputs
     module_types: dict | None = None
     kind: str = "snnas"
+    data_spec: str | None = None  # snnas model files from snnas train: the data they were trained on
 
 
 def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: int) -> _Model:
@@ -60,7 +61,7 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
             arch = arch.replace(time_steps=time_steps)
             model = build_model(arch)
             model.load_state_dict(state)
-        return _Model(model, arch)
+        return _Model(model, arch, data_spec=((obj.get("meta") or {}).get("data") or {}).get("spec"))
     loaded = load_module_file(path, trust_pickle=trust_pickle)
     if time_steps is not None:
         raise CliError(f"--time-steps applies to snnas models and zoo names; {path} is a {loaded.kind} file "
@@ -102,13 +103,22 @@ def _random_input(shape: str, seed: int):
 
 def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
     """(tensor, description)."""
-    from nas.data import load_dataset, sample_digits, sample_images
+    from nas.data import held_out_part, load_dataset, sample_digits, sample_images
 
     arch = m.arch
+    if data is None and input_file is None and shape is None and m.data_spec:
+        data = m.data_spec
+        err_console.print(f"note: counting on held-out images of {data}, the data this model was trained on "
+                          "(--data to change)", markup=False, highlight=False)
     if data is not None:
-        images = sample_images(load_dataset(data), samples, channels=arch.in_channels if arch else None,
+        dataset = load_dataset(data)
+        if m.data_spec:  # a model snnas train made: the images it was not trained on (as snnas evaluate does)
+            dataset, what = held_out_part(dataset), "held-out images"
+        else:
+            what = "images"
+        images = sample_images(dataset, samples, channels=arch.in_channels if arch else None,
                                size=arch.img_size if arch else None)
-        return images, f"{len(images)} images of {data}"
+        return images, f"{len(images)} {what} of {data}"
     if input_file is not None:
         return _read_input(input_file), f"file {input_file}"
     if shape is not None:
@@ -154,7 +164,9 @@ def energy(
     input_file: Optional[Path] = typer.Option(None, "--input", help="A saved tensor (.pt) or .npy array to count on."),
     shape: Optional[str] = typer.Option(None, "--shape", help="Random input of this shape, e.g. 8,3,32,32."),
     data: Optional[str] = typer.Option(None, "--data", help="Count on images of a dataset (same specs as snnas "
-                                                            "search; default for snnas models: embedded digits)."),
+                                                            "search; for checkpoints of snnas train, its held-out "
+                                                            "images) [default for snnas models: the data a "
+                                                            "checkpoint was trained on, else embedded digits]."),
     samples: int = typer.Option(16, "--samples", min=1, max=100_000, help="Images to count on (--data or digits)."),
     batch_dim: int = typer.Option(0, "--batch-dim", min=0, help="Axis of the batch in the input (1 for [T, B, ...])."),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, max=10_000,

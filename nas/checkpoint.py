@@ -13,10 +13,30 @@ FORMAT = "snnas-model"
 VERSION = 1
 
 
-def save_model(model: torch.nn.Module, arch: ArchConfig, path: str | Path) -> None:
-    """Write ``{format, version, arch, state_dict}`` with ``torch.save`` (tensors and plain data only)."""
-    torch.save({"format": FORMAT, "version": VERSION, "arch": arch.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, str(path))
+def save_model(model: torch.nn.Module, arch: ArchConfig, path, *, meta: dict | None = None,
+               resume: dict | None = None) -> None:
+    """Write ``{format, version, arch, state_dict[, meta][, resume]}`` with ``torch.save`` (tensors and
+    plain data only: read back without unpickling code). ``meta`` describes the run (data, recipe,
+    metrics), ``resume`` holds what a training needs to go on (optimiser, random state). ``path``
+    is a file path or a binary buffer."""
+    obj = {"format": FORMAT, "version": VERSION, "arch": arch.to_dict(),
+           "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    if meta is not None:
+        obj["meta"] = meta
+    if resume is not None:
+        obj["resume"] = resume
+    torch.save(obj, path if not isinstance(path, (str, Path)) else str(path))
+
+
+def load_model_file(path: str | Path) -> tuple[torch.nn.Module, ArchConfig, dict]:
+    """(model, architecture, everything the file holds) of an snnas model file, read weights-only."""
+    from energy.untrusted import read_torch_save
+
+    obj = read_torch_save(Path(path), origin=str(path))
+    if not is_snnas_file(obj):
+        raise ValueError(f"{path}: not an snnas model file (save one with nas.checkpoint.save_model)")
+    model, arch = model_from_file_data(obj, origin=str(path))
+    return model, arch, obj
 
 
 def is_snnas_file(obj: object) -> bool:

@@ -1,0 +1,295 @@
+"""``snnas train ARCH`` and ``snnas evaluate CHECKPOINT``: from a chosen architecture to a trained model and its numbers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cli.common import CliError, OutputFormat, console, err_console, resolve_device, write_text_atomic
+
+
+def _note(text: str) -> None:
+    err_console.print(f"note: {text}", markup=False, highlight=False)
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is, with its own exit code."""
+
+
+def _stop(signum, frame) -> None:
+    raise _Stopped
+
+
+def _default_out(source) -> Path:
+    if source.kind == "trial":
+        return source.study_dir / "trained" / f"trial-{source.trial}"
+    return Path("results") / "trained" / source.label.replace("#", "-")
+
+
+def _load_data(spec: str, *, what: str):
+    from nas.data import DataError, load_dataset
+
+    try:
+        return load_dataset(spec)
+    except DataError as exc:
+        raise CliError(f"{what} {exc}") from None
+
+
+class _TrainDisplay:
+    """A progress bar over every training step (loss, accuracy, ETA) on a terminal; a line per epoch otherwise."""
+
+    def __init__(self, epochs: int, done: int, live: bool) -> None:
+        self.epochs, self.live, self.start, self.first = epochs, live, time.perf_counter(), done
+        self.best = None
+        self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}/" + str(epochs)), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("loss {task.fields[loss]} acc {task.fields[acc]}"
+                                                                  "  test {task.fields[test]}"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
+        self.task = None
+        self.done = done
+
+    def __enter__(self):
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def step(self, i: int, steps: int, loss: float, acc: float) -> None:
+        if not self.live:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=steps * self.epochs, completed=steps * self.done,
+                                               epoch=self.done + 1, loss="-", acc="-", test="-")
+        self.progress.update(self.task, completed=steps * self.done + i, epoch=self.done + 1,
+                             loss=f"{loss:.3f}", acc=f"{acc * 100:.1f}%")
+
+    def epoch(self, m) -> None:
+        self.done = m.epoch
+        self.best = max(self.best or 0.0, m.test_accuracy)
+        if self.live and self.task is not None:
+            self.progress.update(self.task, test=f"{m.test_accuracy * 100:.1f}% (best {self.best * 100:.1f}%)")
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / max(1, m.epoch - self.first) * (self.epochs - m.epoch)
+        err_console.print(f"epoch {m.epoch}/{self.epochs}: loss {m.train_loss:.4f}, train accuracy "
+                          f"{m.train_accuracy * 100:.1f}%, test accuracy {m.test_accuracy * 100:.2f}% "
+                          f"(best {self.best * 100:.2f}%), lr {m.lr:.3g}, {m.time_s:.1f} s, ETA {eta / 60:.1f} min",
+                          markup=False, highlight=False)
+
+
+def train(
+    arch_ref: str = typer.Argument(..., metavar="ARCH", help="A zoo name, a study's trial (results/<study>#<trial>), "
+                                                             "an architecture file (.yaml/.json, see `snnas arch "
+                                                             "show`) or an snnas model file (its architecture; "
+                                                             "trained from scratch)."),
+    data: Optional[str] = typer.Option(None, "--data", show_default=False,
+                                       help="Training data, as for snnas search [default: the data the study "
+                                            "searched on, else digits]."),
+    epochs: int = typer.Option(100, "--epochs", "-e", min=1, max=100_000, help="Training epochs."),
+    out: Optional[Path] = typer.Option(None, "--out", show_default=False,
+                                       help="Folder for best.pt, last.pt, metrics.csv, evaluation.json [default: "
+                                            "STUDY_DIR/trained/trial-N for a trial, else results/trained/NAME]."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1, max=1_000_000, help="Images per step."),
+    lr: float = typer.Option(5e-4, "--lr", min=1e-12, max=10.0, help="AdamW peak learning rate."),
+    weight_decay: float = typer.Option(0.06, "--weight-decay", min=0.0, max=10.0, help="AdamW weight decay."),
+    warmup: int = typer.Option(20, "--warmup-epochs", min=0, help="Linear warm-up epochs (at most a tenth of --epochs)."),
+    smoothing: float = typer.Option(0.1, "--label-smoothing", min=0.0, max=0.99, help="Label smoothing."),
+    mixup: float = typer.Option(0.0, "--mixup", min=0.0, max=100.0, help="Mixup Beta(a, a) parameter; 0 = off."),
+    cutmix: float = typer.Option(0.0, "--cutmix", min=0.0, max=100.0, help="CutMix Beta(a, a) parameter; 0 = off."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", show_default=False,
+                                        help="Horizontal flips [default: on, off for digits]."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", min=4, max=4096, show_default=False,
+                                             help="Image side [default: the data's own, or the next side the "
+                                                  "architecture can take]."),
+    time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, max=1024, show_default=False,
+                                             help="Time steps T [default: the architecture's]."),
+    seed: int = typer.Option(0, "--seed", help="Initialisation, batch order and augmentation seed."),
+    profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p", help="Energy profiles of the final "
+                                                                             "evaluation; repeatable."),
+    convention: str = typer.Option("snnas", "--convention", help="Energy counting convention."),
+    energy_samples: int = typer.Option(128, "--energy-samples", min=1, max=100_000,
+                                       help="Held-out images the trained model's energy is counted on."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Database URL of the study, for a trial reference."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (mixed precision on CUDA)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=4096, show_default=False,
+                                          help="Torch CPU threads [default: torch's]."),
+) -> None:
+    """Train an architecture fully (the seed papers' recipe); rerun the same command to resume after a stop."""
+    import torch
+    from energy.conventions import get_convention
+    from energy.profile import load_profile
+    from nas.archref import resolve_arch
+    from nas.train import Recipe, fit_arch, train_model
+
+    get_convention(convention)
+    profiles = [load_profile(p) for p in profile]
+    source = resolve_arch(arch_ref, storage=storage)
+    spec = data or source.data_spec or "digits"
+    if data is None and source.data_spec:
+        _note(f"training on {spec}, the data {source.label} was searched on (--data to change)")
+    dataset = _load_data(spec, what="--data")
+    arch = source.arch if time_steps is None else source.arch.replace(time_steps=time_steps)
+    arch, notes = fit_arch(arch, dataset, resolution)
+    for text in notes:
+        _note(text)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup,
+                    label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed)
+    folder = out or _default_out(source)
+    info = {"data_spec": spec, "source": source.provenance()}
+    done = _epochs_done(folder)
+    signal.signal(signal.SIGTERM, _stop)
+    display = _TrainDisplay(epochs, done, err_console.is_terminal)
+    err_console.print(f"training {source.label} ({arch.img_size}x{arch.img_size}, T={arch.time_steps}) on {spec} for "
+                      f"{epochs} epochs on {dev} into {folder}" + (f", resuming after epoch {done}" if done else ""),
+                      markup=False, highlight=False)
+    try:
+        with display:
+            result = train_model(arch, dataset, recipe, folder, device=dev, on_step=display.step,
+                                 on_epoch=display.epoch, info=info)
+    except KeyboardInterrupt as exc:
+        kept = _epochs_done(folder)
+        err_console.print(f"{'terminated' if isinstance(exc, _Stopped) else 'interrupted'}: {kept} of {epochs} "
+                          f"epochs kept in {folder / 'last.pt'}; rerun the same command to resume",
+                          markup=False, highlight=False)
+        raise typer.Exit(143 if isinstance(exc, _Stopped) else 130)
+    except OSError as exc:
+        raise CliError(f"{folder}: cannot write the checkpoints ({exc.strerror or exc})") from None
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    best = result.best_metrics
+    report = _evaluate_file(result.best, dataset, spec, profiles=profiles, convention=convention,
+                            samples=energy_samples, device=dev)
+    report["source"] = source.provenance()
+    report["best_epoch"], report["epochs"] = best.epoch, epochs
+    write_text_atomic(folder / "evaluation.json", json.dumps(report, indent=2))
+    from nas.evaluate import plot_rates
+
+    plot_rates(report, folder / "firing_rates", title=f"{source.label}: firing rate per layer on {dataset.name}")
+    first = profiles[0].name
+    energy = report["energy"][first]
+    console.print(f"{folder}: best epoch {best.epoch} of {epochs}, test accuracy {best.test_accuracy * 100:.2f}% "
+                  f"({report['test_images']} held-out images); energy {energy['total_mj']:.4g} mJ per sample "
+                  f"({first}, {convention}{'' if energy['complete'] else ', incomplete: a lower bound'}); firing rate "
+                  f"{report['firing_rate'] * 100:.1f}%; best.pt, last.pt, metrics.csv, evaluation.json, "
+                  "firing_rates.png/.pdf/.svg", soft_wrap=True, highlight=False)
+
+
+def _epochs_done(folder: Path) -> int:
+    last = folder / "last.pt"
+    if not last.is_file():
+        return 0
+    try:
+        from energy.untrusted import read_torch_save
+
+        return int(((read_torch_save(last, origin=str(last)) or {}).get("meta") or {}).get("epoch", 0))
+    except Exception:  # noqa: BLE001 - train_model itself says what is wrong with the file
+        return 0
+
+
+def _evaluate_file(path: Path, dataset, spec: str, *, profiles, convention: str, samples: int, device) -> dict:
+    from nas.checkpoint import load_model_file
+    from nas.evaluate import evaluate_model
+
+    model, arch, obj = load_model_file(path)
+    try:
+        report = evaluate_model(model, arch, dataset, profiles=profiles, convention=convention, samples=samples,
+                                device=device)
+    except ValueError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    meta = obj.get("meta") or {}
+    trained_on = (meta.get("data") or {}).get("fingerprint")
+    report["checkpoint"] = {"path": str(path), "epoch": meta.get("epoch"), "recipe": meta.get("recipe"),
+                            "trained_on": meta.get("data")}
+    report["data"]["spec"] = spec
+    report["data"]["same_as_training"] = None if trained_on is None else trained_on == dataset.fingerprint
+    return report
+
+
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="An snnas model file (best.pt / last.pt from snnas train, or "
+                                                "nas.checkpoint.save_model)."),
+    data: Optional[str] = typer.Option(None, "--data", show_default=False,
+                                       help="Data whose held-out images to test on [default: the training data "
+                                            "recorded in the checkpoint, else digits]."),
+    profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p", help="Energy profiles; repeatable."),
+    convention: str = typer.Option("snnas", "--convention", help="Energy counting convention."),
+    samples: int = typer.Option(128, "--samples", min=1, max=100_000, help="Held-out images to count energy on."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    fmt: OutputFormat = typer.Option(None, "--format", "-f", show_default=False,
+                                     help="table or json [default: table, or json with --output]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON report to this file."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Write a per-layer firing-rate figure: "
+                                                                 "FIGURE.png, .pdf and .svg."),
+) -> None:
+    """Accuracy, per-layer firing rates and energy per profile of a trained model, in one report."""
+    from energy.conventions import get_convention
+    from energy.profile import load_profile
+    from nas.checkpoint import is_snnas_file
+
+    get_convention(convention)
+    profiles = [load_profile(p) for p in profile]
+    if fmt is OutputFormat.csv:
+        raise CliError("--format csv: evaluate writes table or json (snnas energy writes per-layer CSV)")
+    if not checkpoint.is_file():
+        raise CliError(f"{checkpoint}: no such file")
+    from energy.untrusted import read_torch_save
+
+    obj = read_torch_save(checkpoint, origin=str(checkpoint))
+    if not is_snnas_file(obj):
+        raise CliError(f"{checkpoint}: not an snnas model file; for other models `snnas energy MODEL --data ...` "
+                       "counts energy on real images")
+    recorded = ((obj.get("meta") or {}).get("data") or {}).get("spec")
+    spec = data or recorded or "digits"
+    dataset = _load_data(spec, what="--data" if data else f"the training data recorded in {checkpoint}:")
+    report = _evaluate_file(checkpoint, dataset, spec, profiles=profiles, convention=convention, samples=samples,
+                            device=resolve_device(device))
+    if report["data"]["same_as_training"] is False:
+        _note(f"{spec} is not the data {checkpoint} was trained on ({recorded or 'recorded in the file'})")
+    if figure is not None:
+        from nas.evaluate import plot_rates
+
+        label = ((obj.get("meta") or {}).get("source") or {}).get("label") or checkpoint.name
+        paths = plot_rates(report, figure, title=f"{label}: firing rate per layer on {dataset.name}")
+        err_console.print(f"wrote {', '.join(map(str, paths))}", markup=False, highlight=False)
+    text = json.dumps(report, indent=2)
+    if output is not None:
+        write_text_atomic(output, text)
+        err_console.print(f"wrote {output}", markup=False, highlight=False)
+    if fmt is OutputFormat.json or (fmt is None and output is not None):
+        if output is None:
+            print(text)
+        return
+    _print_evaluation(report)
+
+
+def _print_evaluation(report: dict) -> None:
+    from rich import box
+    from rich.table import Table
+
+    console.print(f"accuracy {report['accuracy'] * 100:.2f}% on {report['test_images']} held-out images of "
+                  f"{report['data']['name']} ({report['data']['held_out']}); mean firing rate "
+                  f"{report['firing_rate'] * 100:.2f}%; {report['params']:,} parameters", highlight=False)
+    table = Table(title=f"energy per sample ({report['convention']} convention, {report['energy_samples']} images)",
+                  box=box.SIMPLE_HEAD)
+    for col in ("profile", "mJ", "complete", "regime"):
+        table.add_column(col, justify="right" if col == "mJ" else "left")
+    for name, e in report["energy"].items():
+        table.add_row(name, f"{e['total_mj']:.4g}", "yes" if e["complete"] else "no: a lower bound", e["regime"])
+    console.print(table)
+    rates = Table(title="firing rate per spiking layer", box=box.SIMPLE_HEAD)
+    rates.add_column("layer", no_wrap=True)
+    rates.add_column("rate", justify="right")
+    for row in report["layers"]:
+        rates.add_row(row["layer"], f"{row['rate'] * 100:.2f}%")
+    console.print(rates)

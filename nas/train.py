@@ -1,0 +1,360 @@
+"""Training a chosen architecture fully: the seed papers' recipe, checkpoints every epoch, resume after a kill.
+
+The recipe (``Recipe``) follows what the seed papers' CIFAR training uses: AdamW (learning rate
+5e-4, weight decay 0.06), a linear warm-up then a cosine decay to 1e-5, label smoothing 0.1,
+random crops from zero-padded images (4 pixels at 32 px) and horizontal flips, mixup and cutmix
+as options (Spikformer's CIFAR configuration and Auto-Spikformer's retraining script use
+AdamW 5e-4 / 0.06, cosine, 20 warm-up epochs, smoothing 0.1, mixup 0.5). Flips are off for
+digits, whose mirror image is another symbol. Mixed precision runs on CUDA.
+
+``train_model`` writes, in its folder, ``last.pt`` after every epoch (weights, optimiser, the
+random state and the metrics so far: a killed run resumes from its last finished epoch and
+ends with the same numbers), ``best.pt`` (the epoch with the best held-out accuracy) and
+``metrics.csv``. Both ``.pt`` files are snnas model files (``nas.checkpoint``): the architecture
+as data, the weights, and ``meta`` with the data fingerprint, the recipe and the metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+
+from nas.arch import ArchConfig
+from nas.checkpoint import load_model_file, save_model
+from nas.data import Dataset, fit_images, held_out_split
+from nas.failpoints import failpoint
+from nas.files import atomic_write
+from nas.models import build_model
+
+
+class TrainError(ValueError):
+    """A training run cannot start or resume (a folder holding another run, too little data)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 5e-4  # AdamW peak learning rate
+    min_lr: float = 1e-5  # end of the cosine decay
+    weight_decay: float = 0.06
+    warmup_epochs: int = 20  # at most a tenth of the epochs is spent warming up
+    label_smoothing: float = 0.1
+    crop_padding: int | None = None  # zero padding before random crops; None: img_size / 8
+    flip: bool | None = None  # horizontal flips; None: on, except for digits
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs; 0 = off
+    cutmix: float = 0.0  # Beta(alpha, alpha) boxes pasted between images; 0 = off
+    seed: int = 0
+
+    def resolved(self, arch: ArchConfig, data_name: str) -> "Recipe":
+        """The recipe with its automatic choices made for this architecture and data."""
+        padding = self.crop_padding if self.crop_padding is not None else arch.img_size // 8
+        flip = self.flip if self.flip is not None else not data_name.startswith("digits")
+        warmup = min(self.warmup_epochs, self.epochs // 10)
+        return Recipe(**{**asdict(self), "crop_padding": padding, "flip": flip, "warmup_epochs": warmup})
+
+
+def fit_arch(arch: ArchConfig, data: Dataset, resolution: int | None = None) -> tuple[ArchConfig, list[str]]:
+    """The architecture made to fit the data: its channels and classes, and an image side it can
+    take (``resolution``, else the data's own side, else the next side above it that the stem, the
+    downsampling and the DSSA patches divide). Returns (architecture, notes on what changed)."""
+    notes = []
+    channels, classes, native = int(data.images.shape[1]), data.num_classes, int(data.images.shape[-1])
+    changes = {}
+    if arch.in_channels != channels:
+        changes["in_channels"] = channels
+    if arch.num_classes != classes:
+        changes["num_classes"] = classes
+    if changes:
+        notes.append(", ".join(f"{k} {getattr(arch, k)} -> {v}" for k, v in changes.items()) + f" (the data, {data.name})")
+    wanted = resolution or native
+    fitted = _with_side(arch.replace(**changes), wanted)
+    if fitted is None and resolution is not None:
+        sides = [s for s in range(4, 4 * wanted + 1) if _with_side(arch.replace(**changes), s) is not None]
+        near = [max((s for s in sides if s < wanted), default=None), min((s for s in sides if s > wanted), default=None)]
+        raise TrainError(f"--resolution {resolution}: this architecture cannot take {resolution}x{resolution} images "
+                         f"({_why(arch.replace(**changes), resolution)}); the nearest sides it can take: "
+                         f"{' or '.join(str(s) for s in near if s is not None) or 'none'}")
+    side = wanted
+    while fitted is None and side < 4 * native:
+        side += 1
+        fitted = _with_side(arch.replace(**changes), side)
+    if fitted is None:
+        raise TrainError(f"no image side from {native} to {4 * native} suits this architecture "
+                         f"({_why(arch.replace(**changes), native)}); pass --resolution")
+    if fitted.img_size != arch.img_size:
+        reason = "" if fitted.img_size == wanted else f"; {wanted} is not divisible by its total downsampling"
+        notes.append(f"image side {arch.img_size} -> {fitted.img_size}{reason}")
+    return fitted, notes
+
+
+def _with_side(arch: ArchConfig, side: int) -> ArchConfig | None:
+    from nas.arch import ArchConfigError
+
+    try:
+        return arch.replace(img_size=side)
+    except ArchConfigError:
+        return None
+
+
+def _why(arch: ArchConfig, side: int) -> str:
+    from nas.arch import ArchConfigError
+
+    try:
+        arch.replace(img_size=side)
+    except ArchConfigError as exc:
+        return str(exc)
+    return "it can"
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    time_s: float
+
+
+@dataclass
+class TrainResult:
+    best: Path
+    last: Path
+    metrics: list[EpochMetrics] = field(default_factory=list)
+    resumed_from: int = 0  # epochs already done when this call started
+
+    @property
+    def best_metrics(self) -> EpochMetrics:
+        return max(self.metrics, key=lambda m: (m.test_accuracy, -m.epoch))
+
+
+def learning_rate(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
+    """Linear warm-up over ``warmup_epochs``, then a cosine from ``lr`` to ``min_lr`` at the last step."""
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    total = recipe.epochs * steps_per_epoch
+    if step < warmup:
+        return recipe.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup - 1))  # the last step runs at min_lr
+    return recipe.min_lr + (recipe.lr - recipe.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, num_classes: int,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops and flips, then mixup or cutmix; returns images and soft targets."""
+    b, _, h, w = x.shape
+    p = recipe.crop_padding or 0
+    if p:
+        padded = F.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)  # [B, H]
+        cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)  # [B, W]
+        batch = torch.arange(b, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if recipe.flip:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    target = F.one_hot(y, num_classes).float()
+    use_mixup, use_cutmix = recipe.mixup > 0, recipe.cutmix > 0
+    if not (use_mixup or use_cutmix):
+        return x, target
+    partner = torch.randperm(b, generator=generator).to(x.device)
+    if use_cutmix and (not use_mixup or torch.rand(1, generator=generator).item() < 0.5):
+        lam = float(torch.distributions.Beta(recipe.cutmix, recipe.cutmix).sample())
+        cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+        cy, cx = int(torch.randint(h, (1,), generator=generator)), int(torch.randint(w, (1,), generator=generator))
+        y0, y1, x0, x1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h), max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    else:
+        lam = float(torch.distributions.Beta(recipe.mixup, recipe.mixup).sample())
+        x = lam * x + (1 - lam) * x[partner]
+    return x, lam * target + (1 - lam) * target[partner]
+
+
+def _soft_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    k = target.shape[1]
+    target = target * (1 - smoothing) + smoothing / k
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def _autocast(device: torch.device):
+    if device.type != "cuda":
+        return torch.autocast("cpu", enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def test_scores(model, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device) -> tuple[float, float]:
+    """(held-out accuracy, mean cross-entropy) in eval mode."""
+    model.eval()
+    right, loss = 0, 0.0
+    for start in range(0, len(y), batch):
+        functional.reset_net(model)
+        with _autocast(device):
+            logits = model(x[start:start + batch].to(device)).float()
+        target = y[start:start + batch].to(device)
+        right += int((logits.argmax(dim=1) == target).sum())
+        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+    functional.reset_net(model)
+    return right / len(y), loss / len(y)
+
+
+@dataclass
+class _State:
+    """What a run needs to go on from the end of an epoch."""
+
+    model: torch.nn.Module
+    optimiser: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator
+    metrics: list[EpochMetrics]
+    epoch: int  # epochs finished
+
+
+def _fresh(arch: ArchConfig, recipe: Recipe, device: torch.device) -> _State:
+    torch.manual_seed(recipe.seed)
+    model = build_model(arch).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
+    return _State(model, optimiser, scaler, torch.Generator().manual_seed(recipe.seed), [], 0)
+
+
+def _meta(arch, recipe, data: Dataset, metrics, *, epoch: int, info: dict) -> dict:
+    return {"data": {"name": data.name, "fingerprint": data.fingerprint, "classes": data.num_classes,
+                     "spec": info.get("data_spec")},
+            "recipe": asdict(recipe), "epoch": epoch, "metrics": [asdict(m) for m in metrics],
+            **({"source": info["source"]} if info.get("source") else {})}
+
+
+def _save(state: _State, arch, recipe, data, path: Path, *, resume: bool, info: dict) -> None:
+    extra = None
+    if resume:
+        extra = {"optimiser": state.optimiser.state_dict(), "generator": state.generator.get_state(),
+                 "torch_rng": torch.get_rng_state(),
+                 "scaler": state.scaler.state_dict() if state.scaler is not None else None}
+    buffer = io.BytesIO()
+    save_model(state.model, arch, buffer, meta=_meta(arch, recipe, data, state.metrics, epoch=state.epoch, info=info),
+               resume=extra)
+    atomic_write(path, buffer.getvalue())
+
+
+def _resume(folder: Path, arch, recipe, data, device) -> _State | None:
+    last = folder / "last.pt"
+    if not last.is_file():
+        return None
+    model, saved_arch, obj = load_model_file(last)
+    meta, resume = obj.get("meta") or {}, obj.get("resume")
+    mine = {"arch": arch.to_dict(), "recipe": asdict(recipe), "data": data.fingerprint}
+    theirs = {"arch": saved_arch.to_dict(), "recipe": meta.get("recipe"), "data": (meta.get("data") or {}).get("fingerprint")}
+    for key in mine:
+        if mine[key] != theirs[key]:
+            raise TrainError(f"{folder} holds a run with a different {key}; use another --out (or delete {last})")
+    if resume is None:
+        raise TrainError(f"{last}: holds no training state to resume from")
+    state = _fresh(arch, recipe, device)
+    state.model.load_state_dict(model.state_dict())
+    state.optimiser.load_state_dict(resume["optimiser"])
+    state.generator.set_state(resume["generator"])
+    torch.set_rng_state(resume["torch_rng"])
+    if state.scaler is not None and resume.get("scaler"):
+        state.scaler.load_state_dict(resume["scaler"])
+    state.metrics = [EpochMetrics(**m) for m in meta.get("metrics", [])]
+    state.epoch = int(meta.get("epoch", 0))
+    return state
+
+
+def _epoch(state: _State, x, y, recipe: Recipe, num_classes: int, device, on_step) -> tuple[float, float, float]:
+    model, optimiser = state.model, state.optimiser
+    model.train()
+    steps = max(1, math.ceil(len(y) / recipe.batch_size))
+    order = torch.randperm(len(y), generator=state.generator)
+    loss_sum, right, seen = 0.0, 0, 0
+    for i in range(steps):
+        idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+        lr = learning_rate(state.epoch * steps + i, steps, recipe)
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        inputs, target = augment(x[idx], y[idx], recipe, num_classes, state.generator)
+        inputs, target = inputs.to(device), target.to(device)
+        functional.reset_net(model)
+        with _autocast(device):
+            logits = model(inputs)
+        loss = _soft_loss(logits, target, recipe.label_smoothing)
+        if not torch.isfinite(loss):
+            raise TrainError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}; lower --lr")
+        optimiser.zero_grad(set_to_none=True)
+        if state.scaler is not None:
+            state.scaler.scale(loss).backward()
+            state.scaler.step(optimiser)
+            state.scaler.update()
+        else:
+            loss.backward()
+            optimiser.step()
+        loss_sum += float(loss.detach()) * len(idx)
+        right += int((logits.argmax(dim=1) == target.argmax(dim=1)).sum())
+        seen += len(idx)
+        if on_step is not None:
+            on_step(i + 1, steps, loss_sum / seen, right / seen)
+    return lr, loss_sum / seen, right / seen
+
+
+def train_model(arch: ArchConfig, data: Dataset, recipe: Recipe, folder: Path, *, device: torch.device,
+                on_step: Callable[[int, int, float, float], None] | None = None,
+                on_epoch: Callable[[EpochMetrics], None] | None = None, test_batch: int = 256,
+                info: dict | None = None) -> TrainResult:
+    """Train ``arch`` on ``data`` with ``recipe`` into ``folder`` (resuming a run found there).
+
+    ``info`` goes into every checkpoint's ``meta``: ``data_spec`` (how to load the data again)
+    and ``source`` (where the architecture came from: a zoo name, a study's trial)."""
+    info = info or {}
+    recipe = recipe.resolved(arch, data.name)
+    (x, y), (test_x, test_y) = held_out_split(data)
+    if int(y.max()) >= arch.num_classes or int(test_y.max()) >= arch.num_classes:
+        raise TrainError(f"{data.name} has labels up to {int(max(y.max(), test_y.max()))}; the architecture has "
+                         f"{arch.num_classes} classes")
+    if recipe.batch_size > len(y):
+        raise TrainError(f"--batch-size {recipe.batch_size}: more than the {len(y)} training images of {data.name}")
+    x, test_x = (fit_images(t, channels=arch.in_channels, size=arch.img_size) for t in (x, test_x))
+    folder.mkdir(parents=True, exist_ok=True)
+    state = _resume(folder, arch, recipe, data, device) or _fresh(arch, recipe, device)
+    resumed_from = state.epoch
+    best = max((m.test_accuracy for m in state.metrics), default=-1.0)
+    while state.epoch < recipe.epochs:
+        start = time.perf_counter()
+        lr, train_loss, train_acc = _epoch(state, x, y, recipe, data.num_classes, device, on_step)
+        test_acc, test_loss = test_scores(state.model, test_x, test_y, batch=test_batch, device=device)
+        state.epoch += 1
+        metrics = EpochMetrics(state.epoch, lr, train_loss, train_acc, test_loss, test_acc, time.perf_counter() - start)
+        state.metrics.append(metrics)
+        if test_acc > best:
+            best = test_acc
+            _save(state, arch, recipe, data, folder / "best.pt", resume=False, info=info)
+        _save(state, arch, recipe, data, folder / "last.pt", resume=True, info=info)
+        _write_metrics(folder / "metrics.csv", state.metrics)
+        failpoint("epoch")  # tests kill the run here, after the epoch is saved
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return TrainResult(folder / "best.pt", folder / "last.pt", state.metrics, resumed_from)
+
+
+def _write_metrics(path: Path, metrics: list[EpochMetrics]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(asdict(metrics[0])))
+    writer.writeheader()
+    for m in metrics:
+        writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(m).items()})
+    atomic_write(path, buffer.getvalue())
