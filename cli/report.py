@@ -15,8 +15,15 @@ def report(
     storage: Optional[str] = typer.Option(None, "--storage", help="Database URL, if the study lives in one."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the folder's name)."),
     ref_energy: Optional[float] = typer.Option(None, "--ref-energy", help="Hypervolume reference energy (mJ)."),
+    latex: bool = typer.Option(False, "--latex", help="Also write pareto.tex: the front as a booktabs table, with "
+                                                      "trained accuracies where snnas train has run."),
+    profile: Optional[list[str]] = typer.Option(None, "--profile", "-p", show_default=False,
+                                                help="Energy columns of pareto.tex [default: every profile the "
+                                                     "search priced]; repeatable."),
+    every: bool = typer.Option(False, "--all", help="pareto.tex lists every complete trial, not only the front."),
 ) -> None:
-    """Rebuild the outputs of a search from its storage."""
+    """Rebuild the outputs of a search from its storage (trials.csv, pareto.csv, the Pareto figure,
+    summary.json; pareto.tex with --latex)."""
     import optuna
 
     from nas.report import write_reports
@@ -43,7 +50,15 @@ def report(
         raise CliError(f"{redact(storage, storage) if storage else directory}: cannot read the study "
                        f"({redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, storage)[:160]})") \
             from None
-    summary = write_reports(loaded, directory, ref_energy_mj=ref_energy)
-    console.print(f"wrote {summary.trials_csv}, {summary.pareto_csv}, "
-                  f"{', '.join(p.name for p in summary.plots) or 'no plot (no complete trial)'}; "
-                  f"hypervolume {summary.hypervolume:.4g} (reference {summary.reference})")
+    if ref_energy is not None and not (ref_energy > 0 and ref_energy < float("inf")):
+        raise CliError(f"--ref-energy {ref_energy}: expected a positive number of mJ")
+    try:
+        summary = write_reports(loaded, directory, ref_energy_mj=ref_energy, latex=latex, latex_profiles=profile,
+                                latex_all=every)
+    except OSError as exc:
+        raise CliError(f"{directory}: cannot write the reports ({exc.strerror or exc})") from None
+    written = [summary.trials_csv.name, summary.pareto_csv.name, *(p.name for p in summary.plots),
+               "summary.json", *([summary.latex.name] if summary.latex else [])]
+    console.print(f"{directory}: {summary.line()}; front {summary.front_size}; hypervolume "
+                  f"{summary.hypervolume:.4g} (reference energy {summary.reference['energy_mj']:.4g} mJ); wrote "
+                  f"{', '.join(written)}", soft_wrap=True, highlight=False)

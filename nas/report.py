@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -11,15 +12,23 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from nas.arch import ArchConfig
+
 from nas.failpoints import failpoint
 from nas.files import atomic_write
 from nas.pareto import hypervolume, pareto_mask
+from nas.workers import counts_toward_budget
 
 STATE = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.FAIL: "failed",
          optuna.trial.TrialState.PRUNED: "pruned", optuna.trial.TrialState.RUNNING: "running",
          optuna.trial.TrialState.WAITING: "waiting"}
-ARCH_COLUMNS = ("time_steps", "stem", "stem_pool", "depths", "dims", "heads", "attention", "patch_sizes",
-                "downsample", "window", "dilations", "neuron", "residual", "mlp", "mlp_ratio", "img_size")
+ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(ArchConfig) if f.name != "notes")
+INT_COLUMNS = ("trial", "params", "seed", "threads", "duplicate_of",
+               *(f.name for f in dataclasses.fields(ArchConfig) if f.type == "int"))
+SIGNIFICANT = 6  # digits kept of each float in trials.csv / pareto.csv (the study keeps full precision)
+# Figures sized for one column of a two-column paper, in the fonts of the text.
+PAPER_STYLE = {"font.family": "serif", "font.size": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+               "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False}
 
 
 @dataclass
@@ -30,7 +39,25 @@ class ReportSummary:
     hypervolume: float
     reference: dict
     front_size: int
-    counts: dict
+    counts: dict  # evaluated, complete, failed, duplicates, pruned, running (see ``trial_counts``)
+    objective: str = "accuracy"
+    best: float | None = None
+    latex: Path | None = None
+
+    def line(self, budget: int | None = None) -> str:
+        """The counts in words: '6 of 6 evaluated (5 complete, 1 failed); 4 repeated architectures reused; 2 pruned'."""
+        c = self.counts
+        of = f" of {budget}" if budget is not None else ""
+        parts = [f"{c['evaluated']}{of} evaluated ({c['complete']} complete, {c['failed']} failed)"]
+        if c["duplicates"]:
+            parts.append(f"{c['duplicates']} repeated architectures reused")
+        if c["pruned"]:
+            parts.append(f"{c['pruned']} pruned")
+        if c["running"]:
+            parts.append(f"{c['running']} still running")
+        if c["queued"]:
+            parts.append(f"{c['queued']} queued to run again")
+        return "; ".join(parts)
 
 
 def _flat(value):
@@ -38,7 +65,8 @@ def _flat(value):
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: architecture, objectives, energies per profile, counts, state, timing."""
+    """One row per trial: every architecture field (lists as 4-4), the whole architecture as JSON,
+    objectives, energies per profile, counts, state, timing."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
@@ -54,10 +82,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row[key] = ua.get(key)
         row["feasible"] = all(v <= 0 for v in (getattr(t, "constraints", None) or {}).values()) if t.values else None
         row["duplicate_of"] = ua.get("duplicate_of")
+        row["counted"] = counts_toward_budget(t)  # toward --budget: not a repeat, not a worker's failure
         row["fail_reason"] = ua.get("fail_reason") or ua.get("pruned_reason") or \
             ("worker died (heartbeat)" if t.state == optuna.trial.TrialState.FAIL else "")
-        for key in ARCH_COLUMNS:
+        for key in ARCH_FIELDS:
             row[key] = _flat(arch.get(key))
+        row["arch_json"] = json.dumps(arch, separators=(",", ":"), sort_keys=False) if arch else ""
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -70,6 +100,34 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return frame
 
 
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """For the CSV files: whole-number columns as integers (empty where unknown), other floats
+    rounded to ``SIGNIFICANT`` significant digits."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if column in INT_COLUMNS:
+            numbers = pd.to_numeric(series, errors="coerce")
+            out[column] = numbers.round().astype("Int64")
+        elif pd.api.types.is_float_dtype(series):
+            out[column] = series.map(lambda v: float(f"{v:.{SIGNIFICANT}g}") if pd.notna(v) else v)
+    return out
+
+
+def trial_counts(frame: pd.DataFrame) -> dict:
+    """Trials by what became of them; ``evaluated`` (complete or failed, repeats excluded) is what
+    --budget counts."""
+    keys = ("evaluated", "complete", "failed", "retried", "duplicates", "pruned", "running", "queued")
+    if frame.empty:
+        return dict.fromkeys(keys, 0)
+    counted, state = frame["counted"].astype(bool), frame["state"]
+    complete, failed = int((state.eq("complete") & counted).sum()), int((state.eq("failed") & counted).sum())
+    return {"evaluated": complete + failed, "complete": complete, "failed": failed,
+            "retried": int((state.eq("failed") & ~counted).sum()),  # interrupted or orphaned, run again
+            "duplicates": int(frame["duplicate_of"].notna().sum()), "pruned": int(state.eq("pruned").sum()),
+            "running": int(state.eq("running").sum()), "queued": int(state.eq("waiting").sum())}
+
+
 def reference_point(frame: pd.DataFrame, ref_energy_mj: float | None = None) -> dict:
     """Accuracy 0, and 1.1 x the highest energy seen unless given (written down with the result)."""
     done = frame[frame["state"].eq("complete")] if not frame.empty else frame
@@ -78,7 +136,62 @@ def reference_point(frame: pd.DataFrame, ref_energy_mj: float | None = None) -> 
     return {"accuracy": 0.0, "energy_mj": ref_energy_mj}
 
 
-def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.DataFrame | None = None) -> list[Path]:
+@dataclass
+class StudyContext:
+    """What every output names: the objective, the energy profiles and convention, the data."""
+
+    name: str
+    objective: str  # accuracy | sahd_score
+    profiles: list[str]  # the first is the energy objective
+    convention: str
+    data: str | None
+    resolution: int | None
+
+    @property
+    def objective_label(self) -> str:
+        return "proxy held-out accuracy (%)" if self.objective == "accuracy" else "SAHD score (training-free proxy)"
+
+    def caption(self) -> str:
+        data = f"{self.data} at {self.resolution} px" if self.resolution else (self.data or "unknown data")
+        return f"{data}; energy: {self.profiles[0] if self.profiles else '?'}, {self.convention} convention"
+
+
+def study_context(study: optuna.Study, frame: pd.DataFrame, out_dir: Path, data: str | None = None) -> StudyContext:
+    from nas.archref import study_data_spec
+
+    identity = study.user_attrs.get("snnas") or {}
+    first = identity.get("objective_profile")
+    others = [c[len("energy_mj["):-1] for c in frame.columns if c.startswith("energy_mj[")] if not frame.empty else []
+    profiles = ([first] if first else []) + [p for p in others if p != first]
+    return StudyContext(study.study_name, study.user_attrs.get("objective", "accuracy"), profiles,
+                        identity.get("convention", "snnas"), data or study_data_spec(out_dir), identity.get("resolution"))
+
+
+def trained_results(out_dir: Path) -> pd.DataFrame:
+    """One row per ``snnas train`` run of this study's trials (``OUT/trained/*/evaluation.json``)."""
+    rows = []
+    for path in sorted((out_dir / "trained").glob("*/evaluation.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a run still going, or a file cut short: the next report picks it up
+        source = report.get("source") or {}
+        if source.get("kind") != "trial" or not isinstance(source.get("trial"), int):
+            continue
+        arch = report.get("arch") or {}
+        row = {"trial": source["trial"], "trained_accuracy": report.get("accuracy"),
+               "trained_img_size": arch.get("img_size"), "trained_time_steps": arch.get("time_steps"),
+               "epochs": report.get("epochs"), "best_epoch": report.get("best_epoch"),
+               "trained_firing_rate": report.get("firing_rate"), "folder": str(path.parent)}
+        for name, e in (report.get("energy") or {}).items():
+            row[f"trained_energy_mj[{name}]"] = e.get("total_mj")
+            row[f"trained_energy_complete[{name}]"] = e.get("complete")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined: pd.DataFrame | None = None,
+               trained: pd.DataFrame | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,23 +199,32 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.Da
 
     done = frame[frame["state"].eq("complete") & frame["duplicate_of"].isna()]
     done = done[done["objective"].map(math.isfinite) & (done["energy_mj"] > 0)]
-    style = {"font.family": "serif", "font.size": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-             "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False}
-    with plt.rc_context(style):
-        fig, ax = plt.subplots(figsize=(3.4, 2.5), dpi=200)
-        scale = 100.0 if label == "accuracy" else 1.0
+    with plt.rc_context(PAPER_STYLE):
+        fig, ax = plt.subplots(figsize=(3.4, 2.6), dpi=200)
+        scale = 100.0 if ctx.objective == "accuracy" else 1.0
         other = done[~done["pareto"]]
         front = done[done["pareto"]].sort_values("energy_mj")
         ax.scatter(other["energy_mj"], other["objective"] * scale, s=8, c="0.7", lw=0, label="dominated")
         ax.step(front["energy_mj"], front["objective"] * scale, where="post", c="C0", lw=1)
-        ax.scatter(front["energy_mj"], front["objective"] * scale, s=14, c="C0", zorder=3, label="Pareto front")
+        ax.scatter(front["energy_mj"], front["objective"] * scale, s=14, c="C0", zorder=3, label="Pareto front (proxy)")
         if refined is not None and not refined.empty:
             ax.scatter(refined["energy_mj"], refined["refined_accuracy"] * scale, s=16, facecolors="none",
-                       edgecolors="C3", zorder=4, label="front re-trained")
+                       edgecolors="C3", zorder=4, label="front re-trained (--refine)")
+        energy_key = f"trained_energy_mj[{ctx.profiles[0]}]" if ctx.profiles else None
+        if trained is not None and not trained.empty and energy_key in trained and ctx.objective == "accuracy":
+            shown = trained.merge(done[["trial", "objective", "energy_mj"]], on="trial", how="left")
+            for _, row in shown.iterrows():
+                if pd.notna(row["objective"]):
+                    ax.plot([row["energy_mj"], row[energy_key]], [row["objective"] * scale,
+                            row["trained_accuracy"] * scale], c="C2", lw=0.5, alpha=0.6)
+            sides = sorted({int(v) for v in shown["trained_img_size"].dropna()})
+            ax.scatter(shown[energy_key], shown["trained_accuracy"] * scale, s=18, marker="^", c="C2", zorder=5,
+                       label="trained" + (f" ({'/'.join(map(str, sides))} px)" if sides else ""))
         ax.set_xscale("log")
-        ax.set_xlabel("energy per sample (mJ, log scale)")
-        ax.set_ylabel("held-out accuracy (%)" if label == "accuracy" else "SAHD score")
-        ax.legend(frameon=False, loc="lower right")
+        ax.set_xlabel(f"energy per sample (mJ, log scale; {ctx.profiles[0] if ctx.profiles else '?'})")
+        ax.set_ylabel(ctx.objective_label if ctx.objective != "accuracy" else "held-out accuracy (%)")
+        ax.set_title(f"{ctx.name}: {ctx.caption()}", fontsize=6)
+        ax.legend(frameon=False, loc="best")
         fig.tight_layout()
         paths = [out_dir / f"pareto.{ext}" for ext in ("png", "pdf", "svg")]
         for path in paths:
@@ -113,38 +235,59 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, *, label: str, refined: pd.Da
     return paths
 
 
-def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | None = None) -> ReportSummary:
+def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | None = None, latex: bool = False,
+                  latex_profiles: list[str] | None = None, latex_all: bool = False,
+                  data: str | None = None) -> ReportSummary:
+    """Every output of a study into ``out_dir``; ``data`` names the data searched on (default:
+    from the folder's run.json)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)
+    ctx = study_context(study, frame, out_dir, data)
     trials_csv, pareto_csv = out_dir / "trials.csv", out_dir / "pareto.csv"
-    atomic_write(trials_csv, frame.to_csv(index=False))
+    atomic_write(trials_csv, tidy(frame).to_csv(index=False))
     failpoint("reports")
     front = frame[frame["pareto"]].sort_values("energy_mj") if not frame.empty else frame
-    atomic_write(pareto_csv, front.to_csv(index=False))
+    atomic_write(pareto_csv, tidy(front).to_csv(index=False))
     ref = reference_point(frame, ref_energy_mj)
     done = frame[frame["state"].eq("complete")] if not frame.empty else frame
     hv = hypervolume(done["objective"].tolist(), done["energy_mj"].tolist(), ref_accuracy=ref["accuracy"],
                      ref_energy=ref["energy_mj"]) if len(done) else 0.0
-    label = study.user_attrs.get("objective", "accuracy")
     refined = pd.DataFrame(study.user_attrs.get("refined", []))
     if not refined.empty:
-        atomic_write(out_dir / "refined.csv", refined.to_csv(index=False))
-    plots = plot_front(frame, out_dir, label=label, refined=refined) if len(done) else []
-    counts = frame["state"].value_counts().to_dict() if not frame.empty else {}
-    summary = {"hypervolume": hv, "reference_point": ref, "front_size": int(len(front)),
-               "objective": label, "trials": {k: int(v) for k, v in counts.items()},
-               "hypervolume_definition": "area dominated by the front in (accuracy up, energy mJ down), "
+        atomic_write(out_dir / "refined.csv", tidy(refined).to_csv(index=False))
+    trained = trained_results(out_dir)
+    plots = plot_front(frame, out_dir, ctx, refined=refined, trained=trained) if len(done) else []
+    counts = trial_counts(frame)
+    best_key = "best_accuracy" if ctx.objective == "accuracy" else f"best_{ctx.objective}"
+    best = None if done.empty else float(done["objective"].max())
+    summary = {"study": ctx.name, "objective": ctx.objective, "data": ctx.data, "resolution": ctx.resolution,
+               "energy_profile": ctx.profiles[0] if ctx.profiles else None, "convention": ctx.convention,
+               "hypervolume": hv, "reference_point": ref, "front_size": int(len(front)), "trials": counts,
+               "hypervolume_definition": f"area dominated by the front in ({ctx.objective} up, energy mJ down), "
                                          "bounded by the reference point",
-               "best_accuracy": None if done.empty else float(done["objective"].max()),
-               "lowest_energy_mj": None if done.empty else float(done["energy_mj"].min())}
+               best_key: best, "lowest_energy_mj": None if done.empty else float(done["energy_mj"].min())}
     if not refined.empty:
         mask = pareto_mask(refined["refined_accuracy"].tolist(), refined["energy_mj"].tolist())
         summary["refined_front"] = refined[mask].to_dict("records")
-    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default))
-    return ReportSummary(trials_csv, pareto_csv, plots, hv, ref, int(len(front)), summary["trials"])
+    if not trained.empty:
+        summary["trained"] = trained.to_dict("records")
+    atomic_write(out_dir / "summary.json", json.dumps(_clean(summary), indent=2, default=str))
+    tex = None
+    if latex:
+        from nas.latex import write_latex
+
+        tex = write_latex(frame, out_dir / "pareto.tex", ctx, trained, profiles=latex_profiles, every=latex_all)
+    return ReportSummary(trials_csv, pareto_csv, plots, hv, ref, int(len(front)), counts, ctx.objective, best, tex)
 
 
-def _json_default(value):
-    if isinstance(value, float) and math.isnan(value):
+def _clean(value):
+    """JSON-safe: NaN and infinities become null (JSON has no NaN), numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    return str(value)
+    return value
