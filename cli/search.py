@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.console import Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.common import CliError, console, err_console, resolve_device
@@ -39,13 +39,14 @@ def _arch_line(arch) -> str:
 
 
 class _Display:
-    """Live progress: trials done / budget, elapsed and ETA, current candidate, front, best per band."""
+    """Live progress: trials done / budget, elapsed and ETA, the candidates in training and their
+    steps, the front, the best objective per energy band."""
 
     def __init__(self, budget: int, done: int, objective: str) -> None:
         self.progress = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
-        self.task = self.progress.add_task("trials", total=budget, completed=done)
-        self.current = "-"
+                                 TextColumn("ETA {task.fields[eta]}"), console=err_console)
+        self.task = self.progress.add_task("trials", total=budget, completed=done, eta="after the first trial")
+        self.training: dict[int, tuple[int, int, str]] = {}  # trial -> (step, steps, architecture line)
         self.points: list[tuple[float, float]] = []
         self.objective = objective
         self.failed = 0
@@ -53,33 +54,71 @@ class _Display:
         self.start = time.perf_counter()
         self.first_done = done
 
+    @property
+    def total(self) -> int:
+        return int(self.progress.tasks[0].total)
+
     def seed(self, study) -> None:
         for t in study.trials:
             if t.values:
                 self.points.append((t.values[0], t.values[1]))
 
+    def eta_s(self, done: int) -> float | None:
+        """Seconds left at this run's pace so far; None before its first finished trial."""
+        finished = done - self.first_done
+        if finished <= 0:
+            return None
+        return (time.perf_counter() - self.start) / finished * max(0, self.total - done)
+
+    def _set_done(self, done: int) -> None:
+        done = min(done, self.total)
+        eta = self.eta_s(done)
+        self.progress.update(self.task, completed=done,
+                             eta="after the first trial" if eta is None else _clock(eta))
+
+    def bands(self) -> list[str]:
+        """The best objective in each of up to four energy bands (log scale), lowest energy first."""
+        points = [(o, e) for o, e in self.points if e > 0 and math.isfinite(e) and math.isfinite(o)]
+        if not points:
+            return []
+        lo, hi = math.log10(min(e for _, e in points)), math.log10(max(e for _, e in points))
+        n = 1 if hi - lo < 1e-9 else 4
+        best: list[float | None] = [None] * n
+        for o, e in points:
+            i = 0 if n == 1 else min(n - 1, int((math.log10(e) - lo) / (hi - lo) * n))
+            best[i] = o if best[i] is None else max(best[i], o)
+        edges = [10 ** (lo + (hi - lo) * i / n) for i in range(n + 1)]
+        cells = []
+        for i, b in enumerate(best):
+            shown = "-" if b is None else (f"{b * 100:.1f}%" if self.objective == "accuracy" else f"{b:.1f}")
+            span = f"{edges[i]:.2g} mJ" if n == 1 else f"{edges[i]:.2g}-{edges[i + 1]:.2g} mJ"
+            cells.append(f"{span}: {shown}")
+        return cells
+
+    def running_line(self) -> str:
+        if not self.training:
+            return "-"
+        parts = []
+        for number, (step, steps, line) in sorted(self.training.items())[:3]:
+            where = f" (step {step}/{steps})" if steps else ""
+            parts.append(f"#{number} {line}{where}")
+        return "; ".join(parts)
+
     def render(self):
         from nas.pareto import pareto_mask
 
         table = Table.grid(padding=(0, 2))
-        table.add_row("candidate", self.current)
+        table.add_row("training", self.running_line())
         front = sum(pareto_mask([p[0] for p in self.points], [p[1] for p in self.points])) if self.points else 0
         table.add_row("front", f"{front} of {len(self.points)} complete, {self.failed} failed, {self.pruned} pruned")
-        if self.points:
-            energies = sorted(e for _, e in self.points)
-            lo, hi = math.log10(energies[0]), math.log10(energies[-1]) + 1e-9
-            edges = [10 ** (lo + (hi - lo) * i / 4) for i in range(5)]
-            cells = []
-            for a, b in zip(edges, edges[1:]):
-                best = [o for o, e in self.points if a <= e <= b]
-                shown = f"{max(best) * 100:.1f}%" if best and self.objective == "accuracy" else \
-                    (f"{max(best):.1f}" if best else "-")
-                cells.append(f"{a:.2g}-{b:.2g} mJ: {shown}")
-            table.add_row(f"best {self.objective} by energy", "  ".join(cells))
+        bands = self.bands()
+        if bands:
+            table.add_row(f"best {self.objective} by energy", "  ".join(bands))
         return Group(self.progress, table)
 
-    def refresh(self, study) -> None:
-        """Rebuild the display from the storage (several workers: trials are not ours to see finish)."""
+    def refresh(self, study, workers=None) -> None:
+        """Rebuild the display from the storage (several workers: trials are not ours to see finish),
+        and the training steps from the workers' shared progress."""
         from optuna.trial import TrialState
 
         from nas.workers import counts_toward_budget
@@ -88,41 +127,46 @@ class _Display:
         self.points = [(t.values[0], t.values[1]) for t in trials if t.values]
         self.failed = sum(t.state == TrialState.FAIL and counts_toward_budget(t) for t in trials)
         self.pruned = sum(t.state == TrialState.PRUNED for t in trials)
-        running = [t for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs]
-        if running:
-            from nas.arch import ArchConfig
+        lines = {t.number: t.user_attrs["arch"] for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs}
+        steps = {number: (step, total) for number, step, total in (workers.training() if workers else [])}
+        from nas.arch import ArchConfig
 
-            self.current = "; ".join(f"#{t.number} {_arch_line(ArchConfig.from_dict(t.user_attrs['arch']))}"
-                                     for t in running[:3])
-        self.progress.update(self.task, completed=min(sum(counts_toward_budget(t) for t in trials),
-                                                      self.progress.tasks[0].total))
+        self.training = {n: (*steps.get(n, (0, 0)), _arch_line(ArchConfig.from_dict(a))) for n, a in lines.items()}
+        self._set_done(sum(counts_toward_budget(t) for t in trials))
 
     def log_line(self, event) -> None:
         """Not a terminal (a log file, CI): one plain line per finished trial instead of a live display."""
-        if event.state == "started":
+        if event.state in ("started", "step"):
             return
         elapsed = time.perf_counter() - self.start
-        left = self.progress.tasks[0].total - event.done
-        rate = elapsed / max(1, event.done - self.first_done)
+        eta = self.eta_s(event.done)
         if event.state == "complete":
-            outcome = f"{self.objective} {event.accuracy:.4g}, {event.energy_mj:.4g} mJ"
+            shown = f"{event.accuracy * 100:.2f}%" if self.objective == "accuracy" else f"{event.accuracy:.4g}"
+            outcome = f"{self.objective} {shown}, {event.energy_mj:.4g} mJ"
         else:  # failed or pruned: no objective to show
             outcome = f"{event.state}: {event.reason}"
-        err_console.print(f"trial {event.number} ({event.done}/{self.progress.tasks[0].total}, "
-                          f"elapsed {elapsed / 60:.1f} min, ETA {rate * left / 60:.1f} min): "
-                          f"{_arch_line(event.arch)}: {outcome}", soft_wrap=True, highlight=False)
+        err_console.print(f"trial {event.number} ({event.done}/{self.total}, elapsed {elapsed / 60:.1f} min, "
+                          f"ETA {'-' if eta is None else f'{eta / 60:.1f} min'}): {_arch_line(event.arch)}: {outcome}",
+                          soft_wrap=True, highlight=False)
 
     def update(self, event) -> None:
-        if event.state == "started":
-            self.current = f"#{event.number} {_arch_line(event.arch)}"
-        elif event.state == "complete":
+        if event.state in ("started", "step"):
+            self.training = {event.number: (event.step, event.steps, _arch_line(event.arch))}
+            return
+        self.training.pop(event.number, None)
+        if event.state == "complete":
             self.points.append((event.accuracy, event.energy_mj))
-            self.progress.update(self.task, completed=event.done)
+            self._set_done(event.done)
         elif event.state == "failed":
             self.failed += 1
-            self.progress.update(self.task, completed=event.done)
+            self._set_done(event.done)
         elif event.state == "pruned":
             self.pruned += 1
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class _Plain:
@@ -147,29 +191,35 @@ class _Plain:
         if self.polling and done != self.shown:
             self.shown = done
             elapsed = (time.perf_counter() - self.display.start) / 60
-            err_console.print(f"{done}/{int(self.display.progress.tasks[0].total)} trials evaluated "
-                              f"(elapsed {elapsed:.1f} min); running: {self.display.current}",
-                              soft_wrap=True, highlight=False)
+            eta = self.display.eta_s(done)
+            err_console.print(f"{done}/{self.display.total} trials evaluated (elapsed {elapsed:.1f} min, ETA "
+                              f"{'-' if eta is None else f'{eta / 60:.1f} min'}); running: "
+                              f"{self.display.running_line()}", soft_wrap=True, highlight=False)
 
 
 def _run_local_workers(settings, space, split, n, study, display, live) -> None:
     """Start n worker processes and show their progress from the storage until they finish."""
     from nas.workers import start_local_workers
 
-    procs = start_local_workers(settings, space, split, n)
+    workers = start_local_workers(settings, space, split, n)
+    procs = workers.procs
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
-            display.refresh(study)
+            display.refresh(study, workers)
             live.update(display.render())
-    except KeyboardInterrupt:  # Ctrl-C reached the workers too; SIGTERM reached this process only
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, _Terminated):  # Ctrl-C at a terminal reaches the workers too: let them finish
+            deadline = time.monotonic() + 5.0
+            for p in procs:
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in procs:
             if p.is_alive():
                 p.terminate()  # SIGTERM: the worker fails its running trial as interrupted and queues it again
         for p in procs:
             p.join(timeout=60)
         raise
-    display.refresh(study)
+    display.refresh(study, workers)
     live.update(display.render())
     crashed = [p.name for p in procs if p.exitcode not in (0, None)]
     if crashed:
@@ -196,7 +246,8 @@ def search(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     max_params: Optional[int] = typer.Option(None, "--max-params", min=1, help="Hard limit, pruned before training."),
     max_energy: Optional[float] = typer.Option(None, "--max-energy", help="Hard limit in mJ per sample (constraint)."),
-    refine: int = typer.Option(0, "--refine", min=0, help="Re-train K front members with --refine-steps."),
+    refine: int = typer.Option(0, "--refine", min=0, help="Re-train K front members with --refine-steps; their "
+                                                          "weights are kept in OUT/STUDY/refined/trial-N.pt."),
     refine_steps: int = typer.Option(400, "--refine-steps", min=1, help="Steps for --refine."),
     steps: int = typer.Option(200, "--steps", min=1, help="Proxy training steps per candidate."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Proxy batch size."),
@@ -245,7 +296,13 @@ def search(
         from nas.study import refine_front
 
         err_console.print(f"re-training {refine} front members for {refine_steps} steps ...")
-        refine_front(study_obj, settings, split, k=refine, steps=refine_steps, device=dev)
+        refined = refine_front(study_obj, settings, split, k=refine, steps=refine_steps, device=dev, data_spec=data,
+                               on_progress=lambda i, n: err_console.print(f"  re-trained {i} of {n}", highlight=False))
+        for entry in refined:
+            before = "-" if entry["proxy_accuracy"] is None else f"{entry['proxy_accuracy'] * 100:.1f}%"
+            err_console.print(f"  trial {entry['trial']}: proxy accuracy {before} -> "
+                              f"{entry['refined_accuracy'] * 100:.1f}% after {entry['steps']} steps; {entry['model']}",
+                              highlight=False)
     _finish(settings, study_obj, run_info, start, interrupted)
 
 
@@ -340,7 +397,8 @@ def _run(settings, space, split, dev, study_obj, me):
                     display.update(event)
                     if isinstance(live, _Plain):
                         display.log_line(event)
-                    live.update(display.render())
+                    elif event.state != "step" or event.step % 5 == 0 or event.step == event.steps:
+                        live.update(display.render())
 
                 study_obj = run_search(settings, space, split, device=dev, on_event=on_event, study=study_obj,
                                        worker=me)
@@ -362,7 +420,6 @@ def _storage_error(settings, exc: OSError) -> CliError:
 
 def _finish(settings, study_obj, run_info, start, interrupted) -> None:
     """Reports and run.json, written whatever happened; the exit code says how the run ended."""
-    from nas.files import atomic_write
     from nas.report import write_reports
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut the writing short
@@ -370,13 +427,36 @@ def _finish(settings, study_obj, run_info, start, interrupted) -> None:
     run_info["wall_time_s"] = round(time.perf_counter() - start, 1)
     run_info["interrupted"] = bool(interrupted)
     try:
-        summary = write_reports(study_obj, settings.study_dir)
-        atomic_write(settings.study_dir / "run.json", json.dumps(run_info, indent=2))
+        summary = write_reports(study_obj, settings.study_dir, data=run_info["data"]["spec"])
+        run_info["trials_after"] = summary.counts
+        _append_run(settings.study_dir / "run.json", run_info)
     except OSError as exc:
         raise _storage_error(settings, exc) from None
-    console.print(f"{settings.study_dir}: {summary.counts} trials; front {summary.front_size}; "
-                  f"hypervolume {summary.hypervolume:.4g} (reference {summary.reference}); "
-                  f"trials.csv, pareto.csv, pareto.png/.pdf/.svg, summary.json, run.json", soft_wrap=True)
+    best = "-" if summary.best is None else (f"{summary.best * 100:.1f}%" if summary.objective == "accuracy"
+                                             else f"{summary.best:.4g}")
+    console.print(f"{settings.study_dir}: {summary.line(settings.budget)}; front {summary.front_size} "
+                  f"(best {'accuracy' if summary.objective == 'accuracy' else 'SAHD score'} {best}); hypervolume "
+                  f"{summary.hypervolume:.4g}; {run_info['wall_time_s'] / 60:.1f} min; wrote trials.csv, pareto.csv, "
+                  "pareto.png/.pdf/.svg, summary.json, run.json", soft_wrap=True, highlight=False)
     if interrupted:
-        err_console.print(f"{interrupted}: the results so far are written; rerun the same command to resume")
+        err_console.print(f"{interrupted}: the results so far are written; rerun the same command to resume",
+                          highlight=False)
         raise typer.Exit(143 if interrupted == "terminated" else 130)
+
+
+def _append_run(path: Path, run_info: dict) -> None:
+    """run.json describes the latest invocation at its top level (as it always has) and keeps every
+    invocation of the study, this one last, under ``history``."""
+    from nas.files import atomic_write
+
+    runs = []
+    try:
+        old = json.loads(path.read_text())
+        if isinstance(old, dict) and isinstance(old.get("history"), list):
+            runs = old["history"]
+        elif isinstance(old, dict) and old:  # a run.json written before the history was kept
+            runs = [old]
+    except (OSError, ValueError):
+        pass  # none yet, or unreadable: start the history here
+    runs.append(run_info)
+    atomic_write(path, json.dumps({**run_info, "history": runs}, indent=2))

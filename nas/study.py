@@ -83,7 +83,7 @@ class SearchSettings:
         """What a resumed study must share with the run that created it."""
         return {"proxy": self.proxy, "objective_profile": self.profiles[0], "convention": self.convention,
                 "resolution": self.resolution, "train_size": self.train_size, "val_size": self.val_size,
-                "proxy_settings": asdict(self.proxy_settings)}
+                "proxy_settings": self.proxy_settings.identity()}
 
 
 @dataclass
@@ -91,13 +91,15 @@ class TrialEvent:
     """What the progress display shows after each trial."""
 
     number: int
-    state: str  # started | complete | failed | pruned
+    state: str  # started | step (a training step of the proxy) | complete | failed | pruned
     arch: ArchConfig
     accuracy: float | None
     energy_mj: float | None
     done: int
     budget: int
     reason: str = ""
+    step: int = 0  # "step" events: training steps done of ``steps``
+    steps: int = 0
 
 
 def make_sampler(name: str, *, seed: int, budget: int) -> optuna.samplers.BaseSampler:
@@ -194,6 +196,10 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     identity = {"space": space.digest, "data": split.fingerprint, **settings.fingerprint_keys()}
     stored = study.user_attrs.get("snnas")
     if stored is None:
+        with warnings.catch_warnings():  # experimental in Optuna 4; names the objectives in optuna-dashboard
+            warnings.simplefilter("ignore")
+            study.set_metric_names(["accuracy" if settings.proxy == "train" else "sahd_score",
+                                    f"energy_mj[{settings.profiles[0]}]"])
         study.set_user_attr("snnas", identity)
         study.set_user_attr("objective", "accuracy" if settings.proxy == "train" else "sahd_score")
     else:
@@ -308,7 +314,11 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
         with Heartbeat(study, trial, interval_s=settings.heartbeat_s):
             failpoint("training")
             if settings.proxy == "train":
-                result = train_proxy(arch, split, settings.proxy_settings, device=device)
+                def on_step(step: int, steps: int) -> None:
+                    _emit(on_event, trial.number, "step", arch, None, None, done, settings, step=step, steps=steps)
+
+                result = train_proxy(arch, split, settings.proxy_settings, device=device,
+                                     on_step=on_step if on_event is not None else None)
             else:
                 result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
             attrs = _record(trial, result, profiles, settings.convention, params)
@@ -368,19 +378,25 @@ def _reuse_duplicate(study: optuna.Study, trial: optuna.trial.Trial, arch: ArchC
     return False
 
 
-def _emit(on_event, number, state, arch, objective, energy, done, settings, reason=""):
+def _emit(on_event, number, state, arch, objective, energy, done, settings, reason="", *, step=0, steps=0):
     if on_event is not None:
-        on_event(TrialEvent(number, state, arch, objective, energy, done, settings.budget, reason))
+        on_event(TrialEvent(number, state, arch, objective, energy, done, settings.budget, reason, step, steps))
 
 
 def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySplit, *, k: int, steps: int,
-                 device: torch.device, on_progress: Callable[[int, int], None] | None = None) -> list[dict]:
+                 device: torch.device, on_progress: Callable[[int, int], None] | None = None,
+                 data_spec: str | None = None) -> list[dict]:
     """Re-train ``k`` members of the proxy front (spread over energy) for ``steps`` steps.
 
     Multi-fidelity by hand: the proxy ranks many candidates cheaply, then the front is checked
     with a longer schedule. Results are stored with the study (user attribute ``refined``), so
-    ``snnas report`` shows them too.
+    ``snnas report`` shows them too, and each re-trained network is kept as an snnas model file,
+    ``STUDY_DIR/refined/trial-N.pt`` (``snnas evaluate`` and ``snnas energy`` read it).
     """
+    import io
+
+    from nas.checkpoint import save_model
+    from nas.files import atomic_write
     from nas.report import trials_frame
 
     frame = trials_frame(study)
@@ -390,14 +406,27 @@ def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySpli
     picks = front.iloc[sorted({round(i * (len(front) - 1) / max(1, k - 1)) for i in range(min(k, len(front)))})]
     profile = load_profile(settings.profiles[0])
     longer = ProxySettings(**{**asdict(settings.proxy_settings), "steps": steps})
+    folder = settings.study_dir / "refined"
     refined = []
     for i, (_, row) in enumerate(picks.iterrows()):
-        arch = ArchConfig.from_dict(study.trials[int(row["trial"])].user_attrs["arch"])
-        result = train_proxy(arch, split, longer, device=device, zero_cost=False)
-        refined.append({"trial": int(row["trial"]), "proxy_accuracy": float(row["objective"]),
-                        "refined_accuracy": result.accuracy, "proxy_energy_mj": float(row["energy_mj"]),
-                        "energy_mj": estimate(result.counts, profile, convention=settings.convention).total_mj,
-                        "steps": steps})
+        number = int(row["trial"])
+        arch = ArchConfig.from_dict(study.trials[number].user_attrs["arch"])
+        result = train_proxy(arch, split, longer, device=device, zero_cost=False, keep_model=True)
+        entry = {"trial": number, "proxy_accuracy": study.trials[number].user_attrs.get("accuracy"),  # None: SAHD
+                 "refined_accuracy": result.accuracy,
+                 "proxy_energy_mj": float(row["energy_mj"]),
+                 "energy_mj": estimate(result.counts, profile, convention=settings.convention).total_mj,
+                 "steps": steps, "model": str(folder / f"trial-{number}.pt")}
+        buffer = io.BytesIO()
+        save_model(result.model, arch, buffer, meta={
+            "data": {"name": f"proxy split of {data_spec or 'the search data'}", "fingerprint": split.fingerprint,
+                     "classes": split.num_classes, "spec": data_spec},
+            "proxy_settings": asdict(longer), "refined": entry,
+            "source": {"kind": "trial", "label": f"{study.study_name}#{number}", "study_dir": str(settings.study_dir),
+                       "trial": number}})
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / f"trial-{number}.pt", buffer.getvalue())
+        refined.append(entry)
         if on_progress is not None:
             on_progress(i + 1, len(picks))
     study.set_user_attr("refined", refined)

@@ -214,11 +214,17 @@ def rdb_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
 
 
 def stop_on_sigterm() -> None:
-    """SIGTERM stops like Ctrl-C: the running trial is queued again and the results so far written."""
+    """SIGTERM stops like Ctrl-C: the running trial is queued again and the results so far written.
+    After the first stop, further SIGINT / SIGTERM are ignored (a Ctrl-C reaches a worker from the
+    terminal and then from its parent): a second interrupt must not cut short the writes that
+    record the first."""
     def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def die_with_parent(parent: int) -> None:
@@ -242,7 +248,7 @@ def die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(settings, space, split, index: int, threads: int, parent: int) -> None:
+def _worker_main(settings, space, split, index: int, threads: int, parent: int, progress=None) -> None:
     import logging
 
     import torch
@@ -251,24 +257,45 @@ def _worker_main(settings, space, split, index: int, threads: int, parent: int) 
 
     stop_on_sigterm()
     die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     torch.set_num_threads(threads)
+
+    def on_event(event) -> None:  # what this worker is doing, for the parent's display
+        if progress is not None:
+            running = event.state in ("started", "step")
+            progress[3 * index:3 * index + 3] = [event.number if running else -1, event.step, event.steps]
+
     try:
-        run_search(settings, space, split, device=torch.device("cpu"), worker=worker_info(settings.seed, index))
+        run_search(settings, space, split, device=torch.device("cpu"), worker=worker_info(settings.seed, index),
+                   on_event=on_event)
     except KeyboardInterrupt:
         pass
 
 
-def start_local_workers(settings, space, split, n: int) -> list:
+@dataclass
+class LocalWorkers:
+    """The worker processes of one machine and what each is doing: ``progress[3 i : 3 i + 3]`` is
+    worker i's (trial number or -1 when idle, training steps done, steps), in shared memory."""
+
+    procs: list
+    progress: object
+
+    def training(self) -> list[tuple[int, int, int]]:
+        """(trial, step, steps) of every worker evaluating a trial now."""
+        values = list(self.progress)
+        return [tuple(values[i:i + 3]) for i in range(0, len(values), 3) if values[i] >= 0]
+
+
+def start_local_workers(settings, space, split, n: int) -> LocalWorkers:
     """Start ``n`` worker processes (spawned, CPU) on the study, ``settings.threads`` torch threads
-    each; returns the processes."""
+    each."""
     import multiprocessing
 
     threads = settings.threads or max(1, usable_cores() // n)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(settings, space, split, i, threads, os.getpid()),
+    progress = ctx.Array("q", [-1, 0, 0] * n, lock=False)  # each worker writes only its own three slots
+    procs = [ctx.Process(target=_worker_main, args=(settings, space, split, i, threads, os.getpid(), progress),
                          name=f"snnas-worker-{i}") for i in range(n)]
     for p in procs:
         p.start()
-    return procs
+    return LocalWorkers(procs, progress)

@@ -1,5 +1,6 @@
 """The search loop in process, on tiny real data."""
 
+import json
 import math
 
 import optuna
@@ -77,6 +78,9 @@ def test_training_free_proxy_scores_every_candidate(tmp_path, split):
     assert frame.loc[frame["state"].eq("failed"), "fail_reason"].str.contains("zero-cost score undefined").all()
     summary = write_reports(study, tmp_path / "t")
     assert summary.front_size >= 1 and (tmp_path / "t" / "pareto.svg").is_file()
+    written = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert written["objective"] == "sahd_score" and "best_accuracy" not in written  # a score, not an accuracy
+    assert written["best_sahd_score"] == pytest.approx(done["objective"].max())
 
 
 def test_sahd_score_is_deterministic_and_separates_silent_from_active_networks(split):
