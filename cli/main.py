@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from cli import energy, profiles, report, search, space, zoo
+from cli import arch, dashboard, energy, profiles, report, search, space, train, zoo
 from cli.common import DEBUG_ENV, debug_enabled, report_error
 
 app = typer.Typer(
@@ -52,7 +52,11 @@ def root(
 
 
 app.command("search")(search.search)
+app.command("train")(train.train)
+app.command("evaluate")(train.evaluate)
 app.command("report")(report.report)
+app.add_typer(arch.app, name="arch")
+app.command("dashboard")(dashboard.dashboard)
 app.add_typer(space.app, name="space")
 app.command("zoo")(zoo.zoo)
 app.command("energy")(energy.energy)
