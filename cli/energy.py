@@ -165,8 +165,8 @@ def energy(
     shape: Optional[str] = typer.Option(None, "--shape", help="Random input of this shape, e.g. 8,3,32,32."),
     data: Optional[str] = typer.Option(None, "--data", help="Count on images of a dataset (same specs as snnas "
                                                             "search; for checkpoints of snnas train, its held-out "
-                                                            "images) [default for snnas models: the data a "
-                                                            "checkpoint was trained on, else embedded digits]."),
+                                                            "images) (default for snnas models: the data a "
+                                                            "checkpoint was trained on, else embedded digits)."),
     samples: int = typer.Option(16, "--samples", min=1, max=100_000, help="Images to count on (--data or digits)."),
     batch_dim: int = typer.Option(0, "--batch-dim", min=0, help="Axis of the batch in the input (1 for [T, B, ...])."),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, max=10_000,
@@ -177,7 +177,7 @@ def energy(
                                                        "not counted, or a profile term unknown)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     fmt: OutputFormat = typer.Option(None, "--format", "-f", show_default=False,
-                                     help="table, json or csv [default: table, or as --output's suffix]."),
+                                     help="table, json or csv (default: table, or as --output's suffix)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the json/csv report to this file."),
 ) -> None:
     """Count MACs, ACs and other operations per layer, and price them on hardware profiles."""

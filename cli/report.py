@@ -18,8 +18,8 @@ def report(
     latex: bool = typer.Option(False, "--latex", help="Also write pareto.tex: the front as a booktabs table, with "
                                                       "trained accuracies where snnas train has run."),
     profile: Optional[list[str]] = typer.Option(None, "--profile", "-p", show_default=False,
-                                                help="Energy columns of pareto.tex [default: every profile the "
-                                                     "search priced]; repeatable."),
+                                                help="Energy columns of pareto.tex (default: every profile the "
+                                                     "search priced); repeatable."),
     every: bool = typer.Option(False, "--all", help="pareto.tex lists every complete trial, not only the front."),
 ) -> None:
     """Rebuild the outputs of a search from its storage (trials.csv, pareto.csv, the Pareto figure,

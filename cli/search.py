@@ -230,8 +230,8 @@ def _run_local_workers(settings, space, split, n, study, display, live) -> None:
 def search(
     budget: int = typer.Option(200, "--budget", "-n", min=1, help="Evaluated trials in the whole study (resumes)."),
     space_file: Optional[Path] = typer.Option(None, "--space", show_default=False,
-                                              help="Search space file [default: the space shipped with snnas; "
-                                                   "`snnas space show` prints it]."),
+                                              help="Search space file (default: the space shipped with snnas; "
+                                                   "`snnas space show` prints it)."),
     study: str = typer.Option("snnas", "--study", help="Study name: results go to OUT/STUDY."),
     out: Path = typer.Option(Path("results"), "--out", help="Output folder."),
     data: str = typer.Option("digits", "--data", help="digits (embedded), cifar10:DIR, cifar100:DIR, folder:DIR, "
@@ -258,12 +258,12 @@ def search(
     val_size: int = typer.Option(500, "--val-size", min=1, help="Held-out images for accuracy and energy."),
     resolution: int = typer.Option(16, "--resolution", min=4, help="Image side used during the search."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default=False,
-                                          help="Local worker processes sharing the study [default: one per usable "
+                                          help="Local worker processes sharing the study (default: one per usable "
                                                "CPU core, each with one thread; 1 on a GPU, with SQLite or with "
-                                               "--worker-index]."),
+                                               "--worker-index)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, show_default=False,
-                                          help="Torch threads per worker [default: the usable cores shared among "
-                                               "the workers]. A trial's numbers depend on it (see README)."),
+                                          help="Torch threads per worker (default: the usable cores shared among "
+                                               "the workers). A trial's numbers depend on it (see README)."),
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0,
                                                help="This worker's number when several machines share a "
                                                     "--storage study (seeds its sampler; default: from host and pid)."),

@@ -16,7 +16,7 @@ app = typer.Typer(help="Show or validate a search space (space.yaml).", no_args_
 
 @app.command("show")
 def show(path: Optional[Path] = typer.Argument(None, show_default=False,
-                                               help="The space file [default: the space snnas search uses]."),
+                                               help="The space file (default: the space snnas search uses)."),
          ) -> None:
     """Print every key of the space and its choices."""
     from nas.space import SearchSpace, default_space_path

@@ -92,12 +92,12 @@ def train(
                                                              "show`) or an snnas model file (its architecture; "
                                                              "trained from scratch)."),
     data: Optional[str] = typer.Option(None, "--data", show_default=False,
-                                       help="Training data, as for snnas search [default: the data the study "
-                                            "searched on, else digits]."),
+                                       help="Training data, as for snnas search (default: the data the study "
+                                            "searched on, else digits)."),
     epochs: int = typer.Option(100, "--epochs", "-e", min=1, max=100_000, help="Training epochs."),
     out: Optional[Path] = typer.Option(None, "--out", show_default=False,
-                                       help="Folder for best.pt, last.pt, metrics.csv, evaluation.json [default: "
-                                            "STUDY_DIR/trained/trial-N for a trial, else results/trained/NAME]."),
+                                       help="Folder for best.pt, last.pt, metrics.csv, evaluation.json (default: "
+                                            "STUDY_DIR/trained/trial-N for a trial, else results/trained/NAME)."),
     batch_size: int = typer.Option(128, "--batch-size", min=1, max=1_000_000, help="Images per step."),
     lr: float = typer.Option(5e-4, "--lr", min=1e-12, max=10.0, help="AdamW peak learning rate."),
     weight_decay: float = typer.Option(0.06, "--weight-decay", min=0.0, max=10.0, help="AdamW weight decay."),
@@ -106,12 +106,12 @@ def train(
     mixup: float = typer.Option(0.0, "--mixup", min=0.0, max=100.0, help="Mixup Beta(a, a) parameter; 0 = off."),
     cutmix: float = typer.Option(0.0, "--cutmix", min=0.0, max=100.0, help="CutMix Beta(a, a) parameter; 0 = off."),
     flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", show_default=False,
-                                        help="Horizontal flips [default: on, off for digits]."),
+                                        help="Horizontal flips (default: on, off for digits)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", min=4, max=4096, show_default=False,
-                                             help="Image side [default: the data's own, or the next side the "
-                                                  "architecture can take]."),
+                                             help="Image side (default: the data's own, or the next side the "
+                                                  "architecture can take)."),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, max=1024, show_default=False,
-                                             help="Time steps T [default: the architecture's]."),
+                                             help="Time steps T (default: the architecture's)."),
     seed: int = typer.Option(0, "--seed", help="Initialisation, batch order and augmentation seed."),
     profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p", help="Energy profiles of the final "
                                                                              "evaluation; repeatable."),
@@ -121,7 +121,7 @@ def train(
     storage: Optional[str] = typer.Option(None, "--storage", help="Database URL of the study, for a trial reference."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (mixed precision on CUDA)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=4096, show_default=False,
-                                          help="Torch CPU threads [default: torch's]."),
+                                          help="Torch CPU threads (default: torch's)."),
 ) -> None:
     """Train an architecture fully (the seed papers' recipe); rerun the same command to resume after a stop."""
     import torch
@@ -220,14 +220,14 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="An snnas model file (best.pt / last.pt from snnas train, or "
                                                 "nas.checkpoint.save_model)."),
     data: Optional[str] = typer.Option(None, "--data", show_default=False,
-                                       help="Data whose held-out images to test on [default: the training data "
-                                            "recorded in the checkpoint, else digits]."),
+                                       help="Data whose held-out images to test on (default: the training data "
+                                            "recorded in the checkpoint, else digits)."),
     profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p", help="Energy profiles; repeatable."),
     convention: str = typer.Option("snnas", "--convention", help="Energy counting convention."),
     samples: int = typer.Option(128, "--samples", min=1, max=100_000, help="Held-out images to count energy on."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     fmt: OutputFormat = typer.Option(None, "--format", "-f", show_default=False,
-                                     help="table or json [default: table, or json with --output]."),
+                                     help="table or json (default: table, or json with --output)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON report to this file."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Write a per-layer firing-rate figure: "
                                                                  "FIGURE.png, .pdf and .svg."),
