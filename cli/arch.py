@@ -35,8 +35,11 @@ def show(
     if proxy.get("objective") is not None:
         energy = ", ".join(f"{k} {v:.4g} mJ" for k, v in (proxy.get("energy_mj") or {}).items())
         name = proxy.get("objective_name", "objective")
-        shown = f"{proxy['objective'] * 100:.2f}%" if name == "accuracy" else f"{proxy['objective']:.4g}"
-        comments.append(f"proxy {name} {shown}; {energy}; "
+        fraction = name in ("accuracy", "likelihood")
+        shown = f"{proxy['objective'] * 100:.2f}%" if fraction else f"{proxy['objective']:.4g}"
+        accuracy = f" (accuracy {proxy['accuracy'] * 100:.2f}%)" if name == "likelihood" and proxy.get("accuracy") \
+            is not None else ""
+        comments.append(f"proxy {name} {shown}{accuracy}; {energy}; "
                         f"{proxy.get('params')} parameters; searched at {proxy.get('resolution')} px")
     text = json.dumps(source.arch.to_dict(), indent=2) + "\n" if as_json else to_yaml(source.arch, comments=comments)
     if output is None:
@@ -55,6 +58,8 @@ def front(
 ) -> None:
     """Print the study's Pareto-front trials as DIR#N references, best objective first (one per line,
     for a shell loop: `for a in $(snnas arch front results/snnas --top 3); do snnas train $a; done`)."""
+    import pandas as pd
+
     from nas.archref import front_trials
 
     members = front_trials(directory, storage=storage)
@@ -63,7 +68,9 @@ def front(
     for row in members[:top]:
         ref = f"{str(directory).rstrip('/')}#{int(row['trial'])}"
         if verbose:
-            print(f"{ref}\tobjective {row['objective']:.4g}\tenergy {row['energy_mj']:.4g} mJ\t"
+            accuracy = "" if row.get("accuracy") is None or pd.isna(row["accuracy"]) else \
+                f"\taccuracy {row['accuracy'] * 100:.2f}%"
+            print(f"{ref}\tobjective {row['objective']:.4g}{accuracy}\tenergy {row['energy_mj']:.4g} mJ\t"
                   f"{int(row['params'])} parameters")
         else:
             print(ref)

@@ -33,6 +33,10 @@ def _versions() -> dict:
     return out
 
 
+FRACTIONS = ("likelihood", "accuracy")  # objectives in [0, 1], shown as percentages
+NAMES = {"sahd_score": "SAHD score"}
+
+
 def _arch_line(arch) -> str:
     return (f"{'/'.join(arch.attention)} T={arch.time_steps} dims {'-'.join(map(str, arch.dims))} "
             f"depths {'-'.join(map(str, arch.depths))} {arch.stem} {arch.residual} {arch.neuron} {arch.mlp}")
@@ -90,7 +94,7 @@ class _Display:
         edges = [10 ** (lo + (hi - lo) * i / n) for i in range(n + 1)]
         cells = []
         for i, b in enumerate(best):
-            shown = "-" if b is None else (f"{b * 100:.1f}%" if self.objective == "accuracy" else f"{b:.1f}")
+            shown = "-" if b is None else (f"{b * 100:.1f}%" if self.objective in FRACTIONS else f"{b:.1f}")
             span = f"{edges[i]:.2g} mJ" if n == 1 else f"{edges[i]:.2g}-{edges[i + 1]:.2g} mJ"
             cells.append(f"{span}: {shown}")
         return cells
@@ -113,7 +117,7 @@ class _Display:
         table.add_row("front", f"{front} of {len(self.points)} complete, {self.failed} failed, {self.pruned} pruned")
         bands = self.bands()
         if bands:
-            table.add_row(f"best {self.objective} by energy", "  ".join(bands))
+            table.add_row(f"best {NAMES.get(self.objective, self.objective)} by energy", "  ".join(bands))
         return Group(self.progress, table)
 
     def refresh(self, study, workers=None) -> None:
@@ -141,8 +145,8 @@ class _Display:
         elapsed = time.perf_counter() - self.start
         eta = self.eta_s(event.done)
         if event.state == "complete":
-            shown = f"{event.accuracy * 100:.2f}%" if self.objective == "accuracy" else f"{event.accuracy:.4g}"
-            outcome = f"{self.objective} {shown}, {event.energy_mj:.4g} mJ"
+            shown = f"{event.accuracy * 100:.2f}%" if self.objective in FRACTIONS else f"{event.accuracy:.4g}"
+            outcome = f"{NAMES.get(self.objective, self.objective)} {shown}, {event.energy_mj:.4g} mJ"
         else:  # failed or pruned: no objective to show
             outcome = f"{event.state}: {event.reason}"
         err_console.print(f"trial {event.number} ({event.done}/{self.total}, elapsed {elapsed / 60:.1f} min, "
@@ -249,7 +253,12 @@ def search(
     refine: int = typer.Option(0, "--refine", min=0, help="Re-train K front members with --refine-steps; their "
                                                           "weights are kept in OUT/STUDY/refined/trial-N.pt."),
     refine_steps: int = typer.Option(400, "--refine-steps", min=1, help="Steps for --refine."),
-    steps: int = typer.Option(200, "--steps", min=1, help="Proxy training steps per candidate."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Proxy training steps per run."),
+    runs: int = typer.Option(2, "--runs", min=1, max=100, help="Proxy training runs per candidate (seeds --seed, "
+                                                               "--seed + 1, ...), averaged."),
+    score: str = typer.Option("likelihood", "--score", help="The proxy's objective: likelihood (exp of minus the "
+                                                           "mean held-out cross-entropy; ranks best, see README) "
+                                                           "or accuracy (mean held-out accuracy)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Proxy batch size."),
     lr: float = typer.Option(1e-2, "--lr", help="Proxy peak learning rate."),
     bn_gain: float = typer.Option(2.0, "--bn-gain", min=0.0, help="Batch-norm scale at the start of proxy "
@@ -280,7 +289,7 @@ def search(
                               resolution=resolution, workers=_default_workers(workers, device, storage, worker_index),
                               threads=threads, heartbeat_s=heartbeat,
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr,
-                                                           bn_init_gain=bn_gain, seed=seed))
+                                                           bn_init_gain=bn_gain, seed=seed, runs=runs, score=score))
     space, dataset, split, dev = _prepare(settings, space_file, data, device, worker_index)
     run_info = _run_info(settings, space, dataset, split, dev, data)
     signal.signal(signal.SIGTERM, _terminate)  # a batch scheduler's stop: like Ctrl-C, results written
@@ -384,7 +393,7 @@ def _run(settings, space, split, dev, study_obj, me):
     from nas.study import evaluated_count, run_search
 
     display = _Display(settings.budget, min(evaluated_count(study_obj), settings.budget),
-                       "accuracy" if settings.proxy == "train" else "SAHD score")
+                       settings.objective_name)
     display.seed(study_obj)
     try:
         live_display = Live(display.render(), console=err_console, refresh_per_second=4, transient=False) \
@@ -432,10 +441,10 @@ def _finish(settings, study_obj, run_info, start, interrupted) -> None:
         _append_run(settings.study_dir / "run.json", run_info)
     except OSError as exc:
         raise _storage_error(settings, exc) from None
-    best = "-" if summary.best is None else (f"{summary.best * 100:.1f}%" if summary.objective == "accuracy"
+    best = "-" if summary.best is None else (f"{summary.best * 100:.1f}%" if summary.objective in FRACTIONS
                                              else f"{summary.best:.4g}")
     console.print(f"{settings.study_dir}: {summary.line(settings.budget)}; front {summary.front_size} "
-                  f"(best {'accuracy' if summary.objective == 'accuracy' else 'SAHD score'} {best}); hypervolume "
+                  f"(best {NAMES.get(summary.objective, summary.objective)} {best}); hypervolume "
                   f"{summary.hypervolume:.4g}; {run_info['wall_time_s'] / 60:.1f} min; wrote trials.csv, pareto.csv, "
                   "pareto.png/.pdf/.svg, summary.json, run.json", soft_wrap=True, highlight=False)
     if interrupted:

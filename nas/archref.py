@@ -199,7 +199,7 @@ def front_trials(directory: Path, *, storage: str | None = None, study: str | No
     if frame.empty:
         return []
     front = frame[frame["pareto"]].sort_values(["objective", "energy_mj"], ascending=[False, True])
-    return front[["trial", "objective", "energy_mj", "params"]].to_dict("records")
+    return front[["trial", "objective", "accuracy", "energy_mj", "params"]].to_dict("records")
 
 
 def to_yaml(arch: ArchConfig, *, comments: list[str] = ()) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -33,17 +33,20 @@ class CandidateFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class ProxySettings:
-    steps: int = 200  # optimiser steps per candidate
+    steps: int = 100  # optimiser steps per training run
     batch_size: int = 32
     lr: float = 1e-2  # AdamW peak learning rate: linear warm-up, then cosine decay to zero
     warmup_fraction: float = 0.1  # share of the steps spent warming up
     bn_init_gain: float = 2.0  # batch-norm scale at the start of training (scale_batch_norms); 1 = PyTorch's
     weight_decay: float = 0.01
-    seed: int = 0  # init seed and batch order, identical for every candidate
+    seed: int = 0  # init seed and batch order of the first run, identical for every candidate (run r: seed + r)
     eval_batch: int = 250
     energy_samples: int = 64  # held-out samples the operations are counted on
     zero_cost_batch: int = 32
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated instead; 0 = off
+    runs: int = 2  # independent short trainings per candidate (seeds seed, seed + 1, ...), scores averaged
+    score: str = "likelihood"  # the search's objective: likelihood (exp of minus the mean held-out
+    #                            cross-entropy over the runs) or accuracy (mean held-out accuracy)
 
     def identity(self) -> dict:
         """The settings as stored with a study and a benchmark run: fields added after a study was
@@ -55,7 +58,10 @@ class ProxySettings:
         return out
 
 
-ADDED_LATER = {"ema": 0.0}  # field -> the value that reproduces what came before it
+ADDED_LATER = {"ema": 0.0, "runs": 1, "score": "accuracy"}  # field -> the value that reproduces what came before it
+SCORES = ("likelihood", "accuracy")
+# The proxy before the two-run likelihood default (v0.2): one 200-step run, ranked by accuracy.
+SINGLE_RUN = dict(steps=200, runs=1, score="accuracy")
 
 
 @dataclass
@@ -71,6 +77,15 @@ class ProxyResult:
     val_loss: float = float("nan")  # held-out mean cross-entropy
     soft_accuracy: float = float("nan")  # held-out mean probability of the right class
     model: nn.Module | None = None  # the trained network, when asked for (keep_model=True)
+    runs: int = 1  # trainings averaged into accuracy, val_loss and soft_accuracy
+
+    @property
+    def likelihood(self) -> float:
+        """exp(-held-out cross-entropy): the geometric-mean probability given to the right class."""
+        return math.exp(-self.val_loss) if math.isfinite(self.val_loss) else float("nan")
+
+    def objective(self, score: str) -> float:
+        return self.likelihood if score == "likelihood" else self.accuracy
 
 
 def _lr(step: int, s: ProxySettings) -> float:
@@ -266,8 +281,27 @@ def zero_cost_batches(split: ProxySplit, settings: ProxySettings) -> list[torch.
 def train_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *, device: torch.device,
                 zero_cost: bool = True, keep_model: bool = False,
                 on_step: Callable[[int, int], None] | None = None) -> ProxyResult:
-    """Short training, held-out accuracy, and per-sample counts of the trained candidate
-    (and the trained network itself with ``keep_model``)."""
+    """Short trainings (``settings.runs`` of them, seeds ``seed``, ``seed + 1``, ...), their mean
+    held-out accuracy, cross-entropy and soft accuracy, and the per-sample counts of the first
+    run's trained candidate (and that network itself with ``keep_model``). Averaging independent
+    short runs ranks candidates better than one run of their summed length (README, proxy
+    fidelity): a short training of a spiking network is noisy, and the mean halves the variance."""
+    runs = [_train_once(arch, split, replace(settings, seed=settings.seed + r), device=device,
+                        zero_cost=zero_cost and r == 0, keep_model=keep_model and r == 0,
+                        on_step=None if on_step is None else
+                        (lambda done, steps, r=r: on_step(r * steps + done, settings.runs * steps)))
+            for r in range(max(1, settings.runs))]
+    if len(runs) == 1:
+        return runs[0]
+    first, n = runs[0], len(runs)
+    mean = lambda name: sum(getattr(r, name) for r in runs) / n  # noqa: E731 - NaN stays NaN
+    return ProxyResult(mean("accuracy"), mean("loss"), first.counts, sum(r.train_time_s for r in runs),
+                       sum(r.eval_time_s for r in runs), sum(r.count_time_s for r in runs), first.zero_cost,
+                       first.score_time_s, mean("val_loss"), mean("soft_accuracy"), first.model, n)
+
+
+def _train_once(arch: ArchConfig, split: ProxySplit, settings: ProxySettings, *, device: torch.device,
+                zero_cost: bool, keep_model: bool, on_step: Callable[[int, int], None] | None) -> ProxyResult:
     model = build_candidate(arch, seed=settings.seed, device=device)
     try:
         start = time.perf_counter()

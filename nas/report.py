@@ -77,7 +77,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         for name, mj in (ua.get("energy_mj") or {}).items():
             row[f"energy_mj[{name}]"] = mj
             row[f"energy_complete[{name}]"] = (ua.get("energy_complete") or {}).get(name)
-        for key in ("params", "dense", "macs", "acs", "firing_rate", "zero_cost", "loss", "train_time_s",
+        for key in ("likelihood", "val_loss", "soft_accuracy", "params", "dense", "macs", "acs", "firing_rate",
+                    "zero_cost", "loss", "train_time_s",
                     "eval_time_s", "count_time_s", "score_time_s", "duration_s", "seed", "threads"):
             row[key] = ua.get(key)
         row["feasible"] = all(v <= 0 for v in (getattr(t, "constraints", None) or {}).values()) if t.values else None
@@ -136,12 +137,18 @@ def reference_point(frame: pd.DataFrame, ref_energy_mj: float | None = None) -> 
     return {"accuracy": 0.0, "energy_mj": ref_energy_mj}
 
 
+OBJECTIVE_LABELS = {"likelihood": "proxy held-out likelihood (%)", "accuracy": "proxy held-out accuracy (%)",
+                    "sahd_score": "SAHD score (training-free proxy)"}
+# A trained model's value of each training-proxy objective, from its evaluation.json
+TRAINED_OBJECTIVE = {"accuracy": "trained_accuracy", "likelihood": "trained_likelihood"}
+
+
 @dataclass
 class StudyContext:
     """What every output names: the objective, the energy profiles and convention, the data."""
 
     name: str
-    objective: str  # accuracy | sahd_score
+    objective: str  # likelihood | accuracy | sahd_score
     profiles: list[str]  # the first is the energy objective
     convention: str
     data: str | None
@@ -149,7 +156,12 @@ class StudyContext:
 
     @property
     def objective_label(self) -> str:
-        return "proxy held-out accuracy (%)" if self.objective == "accuracy" else "SAHD score (training-free proxy)"
+        return OBJECTIVE_LABELS.get(self.objective, self.objective)
+
+    @property
+    def is_fraction(self) -> bool:
+        """A number in [0, 1], shown as a percentage (accuracy, likelihood), not a score."""
+        return self.objective in TRAINED_OBJECTIVE
 
     def caption(self) -> str:
         data = f"{self.data} at {self.resolution} px" if self.resolution else (self.data or "unknown data")
@@ -179,7 +191,9 @@ def trained_results(out_dir: Path) -> pd.DataFrame:
         if source.get("kind") != "trial" or not isinstance(source.get("trial"), int):
             continue
         arch = report.get("arch") or {}
+        loss = report.get("test_loss")
         row = {"trial": source["trial"], "trained_accuracy": report.get("accuracy"),
+               "trained_likelihood": math.exp(-loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else None,
                "trained_img_size": arch.get("img_size"), "trained_time_steps": arch.get("time_steps"),
                "epochs": report.get("epochs"), "best_epoch": report.get("best_epoch"),
                "trained_firing_rate": report.get("firing_rate"), "folder": str(path.parent)}
@@ -201,28 +215,31 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined
     done = done[done["objective"].map(math.isfinite) & (done["energy_mj"] > 0)]
     with plt.rc_context(PAPER_STYLE):
         fig, ax = plt.subplots(figsize=(3.4, 2.6), dpi=200)
-        scale = 100.0 if ctx.objective == "accuracy" else 1.0
+        scale = 100.0 if ctx.is_fraction else 1.0
         other = done[~done["pareto"]]
         front = done[done["pareto"]].sort_values("energy_mj")
         ax.scatter(other["energy_mj"], other["objective"] * scale, s=8, c="0.7", lw=0, label="dominated")
         ax.step(front["energy_mj"], front["objective"] * scale, where="post", c="C0", lw=1)
         ax.scatter(front["energy_mj"], front["objective"] * scale, s=14, c="C0", zorder=3, label="Pareto front (proxy)")
-        if refined is not None and not refined.empty:
-            ax.scatter(refined["energy_mj"], refined["refined_accuracy"] * scale, s=16, facecolors="none",
+        refined_y = f"refined_{ctx.objective}"
+        if refined is not None and not refined.empty and refined_y in refined:
+            ax.scatter(refined["energy_mj"], refined[refined_y] * scale, s=16, facecolors="none",
                        edgecolors="C3", zorder=4, label="front re-trained (--refine)")
         energy_key = f"trained_energy_mj[{ctx.profiles[0]}]" if ctx.profiles else None
-        if trained is not None and not trained.empty and energy_key in trained and ctx.objective == "accuracy":
+        trained_y = TRAINED_OBJECTIVE.get(ctx.objective)
+        if trained is not None and not trained.empty and energy_key in trained and trained_y in trained:
             shown = trained.merge(done[["trial", "objective", "energy_mj"]], on="trial", how="left")
             for _, row in shown.iterrows():
                 if pd.notna(row["objective"]):
                     ax.plot([row["energy_mj"], row[energy_key]], [row["objective"] * scale,
-                            row["trained_accuracy"] * scale], c="C2", lw=0.5, alpha=0.6)
+                            row[trained_y] * scale], c="C2", lw=0.5, alpha=0.6)
             sides = sorted({int(v) for v in shown["trained_img_size"].dropna()})
-            ax.scatter(shown[energy_key], shown["trained_accuracy"] * scale, s=18, marker="^", c="C2", zorder=5,
+            ax.scatter(shown[energy_key], shown[trained_y] * scale, s=18, marker="^", c="C2", zorder=5,
                        label="trained" + (f" ({'/'.join(map(str, sides))} px)" if sides else ""))
         ax.set_xscale("log")
         ax.set_xlabel(f"energy per sample (mJ, log scale; {ctx.profiles[0] if ctx.profiles else '?'})")
-        ax.set_ylabel(ctx.objective_label if ctx.objective != "accuracy" else "held-out accuracy (%)")
+        ax.set_ylabel(ctx.objective_label if not trained_y or trained is None or trained.empty
+                      else ctx.objective_label.replace("proxy ", "") + ", proxy and trained")
         ax.set_title(f"{ctx.name}: {ctx.caption()}", fontsize=6)
         ax.legend(frameon=False, loc="best")
         fig.tight_layout()
@@ -258,7 +275,7 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     trained = trained_results(out_dir)
     plots = plot_front(frame, out_dir, ctx, refined=refined, trained=trained) if len(done) else []
     counts = trial_counts(frame)
-    best_key = "best_accuracy" if ctx.objective == "accuracy" else f"best_{ctx.objective}"
+    best_key = f"best_{ctx.objective}"
     best = None if done.empty else float(done["objective"].max())
     summary = {"study": ctx.name, "objective": ctx.objective, "data": ctx.data, "resolution": ctx.resolution,
                "energy_profile": ctx.profiles[0] if ctx.profiles else None, "convention": ctx.convention,
@@ -267,7 +284,8 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
                                          "bounded by the reference point",
                best_key: best, "lowest_energy_mj": None if done.empty else float(done["energy_mj"].min())}
     if not refined.empty:
-        mask = pareto_mask(refined["refined_accuracy"].tolist(), refined["energy_mj"].tolist())
+        column = f"refined_{ctx.objective}" if f"refined_{ctx.objective}" in refined else "refined_accuracy"
+        mask = pareto_mask(refined[column].tolist(), refined["energy_mj"].tolist())
         summary["refined_front"] = refined[mask].to_dict("records")
     if not trained.empty:
         summary["trained"] = trained.to_dict("records")

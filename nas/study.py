@@ -31,7 +31,7 @@ from nas.data import ProxySplit
 from nas.failpoints import failpoint
 from nas.models import build_model
 from nas.models.params import count_parameters
-from nas.proxy import CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
+from nas.proxy import SCORES, CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
 from nas.space import DataShape, SearchSpace
 from nas.workers import (Heartbeat, WorkerInfo, claim_slot, evaluated_count, rdb_storage, reap_dead_workers, retry,
                          running_count, stamp, worker_info)
@@ -79,6 +79,11 @@ class SearchSettings:
         """How long a running trial may go without a heartbeat before it is taken as orphaned."""
         return 2.0 * self.heartbeat_s
 
+    @property
+    def objective_name(self) -> str:
+        """The first objective: the proxy's score (likelihood or accuracy), or the SAHD score."""
+        return self.proxy_settings.score if self.proxy == "train" else "sahd_score"
+
     def fingerprint_keys(self) -> dict:
         """What a resumed study must share with the run that created it."""
         return {"proxy": self.proxy, "objective_profile": self.profiles[0], "convention": self.convention,
@@ -122,6 +127,10 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
         raise SearchError(f"--sampler {settings.sampler!r}: choose from {', '.join(SAMPLERS)}")
     if settings.proxy not in PROXIES:
         raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
+    if settings.proxy_settings.score not in SCORES:
+        raise SearchError(f"--score {settings.proxy_settings.score!r}: choose from {', '.join(SCORES)}")
+    if settings.proxy_settings.runs < 1:
+        raise SearchError(f"--runs {settings.proxy_settings.runs}: at least 1")
     if settings.budget < 1 or settings.workers < 1 or settings.heartbeat_s < 1 or (settings.threads or 1) < 1:
         raise SearchError("--budget, --workers, --threads and --heartbeat must be at least 1")
     if settings.storage is not None:
@@ -198,10 +207,9 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     if stored is None:
         with warnings.catch_warnings():  # experimental in Optuna 4; names the objectives in optuna-dashboard
             warnings.simplefilter("ignore")
-            study.set_metric_names(["accuracy" if settings.proxy == "train" else "sahd_score",
-                                    f"energy_mj[{settings.profiles[0]}]"])
+            study.set_metric_names([settings.objective_name, f"energy_mj[{settings.profiles[0]}]"])
         study.set_user_attr("snnas", identity)
-        study.set_user_attr("objective", "accuracy" if settings.proxy == "train" else "sahd_score")
+        study.set_user_attr("objective", settings.objective_name)
     else:
         for key, value in identity.items():
             if stored.get(key) != value:
@@ -225,7 +233,8 @@ def _record(trial, result: ProxyResult, profiles: list[Profile], convention: str
     attrs = {
         "params": params, "dense": counts.total("dense"), "macs": counts.total("macs"),
         "acs": counts.total("acs"), "firing_rate": counts.total("spikes") / updates if updates else 0.0,
-        "zero_cost": result.zero_cost, "loss": result.loss, "train_time_s": result.train_time_s,
+        "zero_cost": result.zero_cost, "loss": result.loss, "val_loss": result.val_loss,
+        "likelihood": result.likelihood, "soft_accuracy": result.soft_accuracy, "train_time_s": result.train_time_s,
         "eval_time_s": result.eval_time_s, "count_time_s": result.count_time_s, "score_time_s": result.score_time_s,
         "energy_mj": {name: e.total_mj for name, e in energies.items()},
         "energy_complete": {name: e.complete for name, e in energies.items()},
@@ -323,7 +332,8 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
                 result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
             attrs = _record(trial, result, profiles, settings.convention, params)
         energy = attrs["energy_mj"][profiles[0].name]
-        objective = result.accuracy if settings.proxy == "train" else result.zero_cost
+        objective = result.objective(settings.proxy_settings.score) if settings.proxy == "train" else \
+            result.zero_cost
         if not (math.isfinite(objective) and math.isfinite(energy)):
             raise CandidateFailed(f"the objectives are not finite numbers ({objective}, {energy} mJ)")
     except KeyboardInterrupt:  # not the candidate's fault: fail it uncounted and queue it again
@@ -405,7 +415,7 @@ def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySpli
         return []
     picks = front.iloc[sorted({round(i * (len(front) - 1) / max(1, k - 1)) for i in range(min(k, len(front)))})]
     profile = load_profile(settings.profiles[0])
-    longer = ProxySettings(**{**asdict(settings.proxy_settings), "steps": steps})
+    longer = ProxySettings(**{**asdict(settings.proxy_settings), "steps": steps, "runs": 1})
     folder = settings.study_dir / "refined"
     refined = []
     for i, (_, row) in enumerate(picks.iterrows()):
@@ -413,7 +423,7 @@ def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySpli
         arch = ArchConfig.from_dict(study.trials[number].user_attrs["arch"])
         result = train_proxy(arch, split, longer, device=device, zero_cost=False, keep_model=True)
         entry = {"trial": number, "proxy_accuracy": study.trials[number].user_attrs.get("accuracy"),  # None: SAHD
-                 "refined_accuracy": result.accuracy,
+                 "refined_accuracy": result.accuracy, "refined_likelihood": result.likelihood,
                  "proxy_energy_mj": float(row["energy_mj"]),
                  "energy_mj": estimate(result.counts, profile, convention=settings.convention).total_mj,
                  "steps": steps, "model": str(folder / f"trial-{number}.pt")}

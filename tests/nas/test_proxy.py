@@ -106,7 +106,29 @@ def test_cli_defaults_are_the_proxy_defaults():
     params = inspect.signature(search).parameters
     d = ProxySettings()
     assert (params["steps"].default.default, params["batch_size"].default.default, params["lr"].default.default,
-            params["bn_gain"].default.default) == (d.steps, d.batch_size, d.lr, d.bn_init_gain)
+            params["bn_gain"].default.default, params["runs"].default.default, params["score"].default.default) == \
+        (d.steps, d.batch_size, d.lr, d.bn_init_gain, d.runs, d.score)
+
+
+def test_several_runs_average_independent_single_runs(split):
+    """Run r of a candidate is the single run with seed + r: the cache of the benchmarks and a rerun
+    of a trial can rebuild the mean from single runs."""
+    import math
+    from dataclasses import replace
+
+    two = ProxySettings(steps=3, batch_size=16, energy_samples=8, zero_cost_batch=8, runs=2)
+    steps = []
+    both = train_proxy(_arch(split), split, two, device=CPU, on_step=lambda d, n: steps.append((d, n)))
+    assert steps == [(i, 6) for i in range(1, 7)]
+    single = [train_proxy(_arch(split), split, replace(two, runs=1, seed=s), device=CPU, zero_cost=False)
+              for s in (0, 1)]
+    assert both.runs == 2
+    assert both.accuracy == pytest.approx((single[0].accuracy + single[1].accuracy) / 2)
+    assert both.val_loss == pytest.approx((single[0].val_loss + single[1].val_loss) / 2)
+    assert both.likelihood == pytest.approx(math.exp(-both.val_loss))
+    assert both.objective("likelihood") == both.likelihood and both.objective("accuracy") == both.accuracy
+    assert both.counts.total("spikes") == single[0].counts.total("spikes")  # energy: the first run's network
+    assert {"runs", "score"}.isdisjoint(replace(two, runs=1, score="accuracy").identity())  # older studies match
 
 
 def test_weight_average_ends_in_the_model_and_is_left_out_of_old_identities(split):

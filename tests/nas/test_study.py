@@ -121,3 +121,31 @@ def test_a_re_proposed_architecture_reuses_its_result_and_an_exhausted_space_sto
     assert frame["state"].eq("complete").all() and len(frame) == 1 + 5
     assert frame["duplicate_of"].iloc[1:].eq(0).all() and frame["objective"].nunique() == 1
     assert frame["pareto"].tolist() == [True] + [False] * 5
+
+
+def test_the_default_objective_is_the_runs_likelihood_and_outputs_name_it(tmp_path, split):
+    study = run_search(_settings(tmp_path, budget=2), SearchSpace.from_yaml("space.yaml"), split, device=CPU)
+    done = [t for t in study.trials if t.values]
+    assert done and study.user_attrs["objective"] == "likelihood"
+    for t in done:  # the objective is exp(-mean held-out cross-entropy) of the two runs, beside their accuracy
+        assert t.values[0] == pytest.approx(math.exp(-t.user_attrs["val_loss"]))
+        assert 0 <= t.user_attrs["accuracy"] <= 1 and t.user_attrs["likelihood"] == pytest.approx(t.values[0])
+    summary = write_reports(study, tmp_path / "t")
+    written = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert written["objective"] == "likelihood" and written["best_likelihood"] == pytest.approx(summary.best)
+    assert {"accuracy", "likelihood", "val_loss"} <= set(trials_frame(study).columns)
+
+
+def test_older_studies_keep_their_accuracy_objective_and_resume(tmp_path, split):
+    """A study made before the two-run default (one run, accuracy) resumes with those settings."""
+    from dataclasses import replace
+
+    old = ProxySettings(steps=2, batch_size=16, energy_samples=8, zero_cost_batch=8, runs=1, score="accuracy")
+    space = SearchSpace.from_yaml("space.yaml")
+    study = run_search(_settings(tmp_path, budget=1, proxy_settings=old), space, split, device=CPU)
+    assert "runs" not in study.user_attrs["snnas"]["proxy_settings"]  # stored as v0.2 stored it
+    assert study.trials[0].values[0] == study.trials[0].user_attrs["accuracy"]
+    again = run_search(_settings(tmp_path, budget=2, proxy_settings=replace(old)), space, split, device=CPU)
+    assert len([t for t in again.trials if t.values and "duplicate_of" not in t.user_attrs]) == 2
+    with pytest.raises(SearchError, match="different proxy_settings"):
+        run_search(_settings(tmp_path, budget=3), space, split, device=CPU)  # the new default is another proxy
