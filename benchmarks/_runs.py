@@ -13,6 +13,8 @@ the scripts to measure everything again. One JSON object per line, appended as r
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,7 +23,7 @@ from energy.estimate import estimate
 from energy.profile import load_profile
 from nas.arch import ArchConfig
 from nas.data import ProxySplit
-from nas.proxy import ProxyResult, ProxySettings, train_proxy
+from nas.proxy import ADDED_LATER, ProxyResult, ProxySettings, train_proxy
 
 ENERGY_PROFILE, ENERGY_CONVENTION = "45nm-fp32", "snnas"  # the search's default energy objective
 # Changes to the training code that move results at the rounding level, and which architectures they touch.
@@ -62,13 +64,16 @@ class RunCache:
         """``{"accuracy", "train_time_s", "energy_mj", "cached"}`` of a training run, measured now or
         earlier; ``energy=True`` needs the energy (default profile and convention) recorded too,
         ``scores=True`` the held-out loss and soft accuracy (``val_loss``, ``soft_accuracy``)."""
+        if settings.runs > 1:  # the proxy's runs are single runs with seeds seed, seed + 1, ... (nas.proxy)
+            return self._several(arch, settings, split, device, energy=energy, scores=scores)
+        settings = replace(settings, score=ADDED_LATER["score"])  # the objective does not change the training
         key = self.key(arch, settings, split, device)
         if key not in self.rows:
             self._reload()
         row = self.rows.get(key, {}).get("result")
         if row is not None and (not energy or row.get("energy_mj") is not None) and \
                 (not scores or row.get("val_loss") is not None):
-            return {**row, "cached": True}
+            return _with_likelihood({**row, "cached": True})
         result: ProxyResult = train_proxy(arch, split, settings, device=device, zero_cost=False)
         mj = estimate(result.counts, load_profile(ENERGY_PROFILE), convention=ENERGY_CONVENTION).total_mj
         out = {"accuracy": result.accuracy, "train_time_s": result.train_time_s, "energy_mj": mj,
@@ -79,7 +84,23 @@ class RunCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as f:
                 f.write(json.dumps(self.rows[key]) + "\n")
-        return {**out, "cached": False}
+        return _with_likelihood({**out, "cached": False})
+
+    def _several(self, arch, settings, split, device, **needs) -> dict:
+        runs = [self.run(arch, replace(settings, runs=1, seed=settings.seed + r), split, device, **needs)
+                for r in range(settings.runs)]
+        mean = lambda name: sum(r[name] for r in runs) / len(runs)  # noqa: E731
+        out = {"accuracy": mean("accuracy"), "train_time_s": sum(r["train_time_s"] for r in runs),
+               "energy_mj": runs[0]["energy_mj"], "cached": all(r["cached"] for r in runs)}
+        if all(r.get("val_loss") is not None for r in runs):
+            out.update(val_loss=mean("val_loss"), soft_accuracy=mean("soft_accuracy"),
+                       likelihood=math.exp(-mean("val_loss")))
+        return out
+
+
+def _with_likelihood(row: dict) -> dict:
+    loss = row.get("val_loss")
+    return {**row, "likelihood": math.exp(-loss)} if loss is not None and math.isfinite(loss) else row
 
 
 def setup(threads: int | None):

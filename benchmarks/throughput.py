@@ -29,15 +29,17 @@ from _runs import setup  # benchmarks/_runs.py, beside this script
 from energy.counting import count_ops
 from nas.arch import ArchConfig
 from nas.data import ProxySplit
-from nas.proxy import ProxySettings, accuracy, build_candidate, evaluate, scale_batch_norms, train
+from nas.proxy import SINGLE_RUN, ProxySettings, accuracy, build_candidate, evaluate, scale_batch_norms, train
 from nas.report import trials_frame
 from nas.space import SearchSpace
 from nas.study import SearchSettings, run_search
 
 OUT = Path("results/benchmarks")
 PROXIES = {  # name -> (search proxy, proxy settings)
-    "train": ("train", ProxySettings()),
-    "train (v0.1 schedule: 100 x 64, gain 1)": ("train", ProxySettings(steps=100, batch_size=64, bn_init_gain=1.0)),
+    "train (default: 2 runs x 100 steps x 32)": ("train", ProxySettings()),
+    "train (v0.2: 1 run x 200 steps x 32)": ("train", ProxySettings(**SINGLE_RUN)),
+    "train (v0.1 schedule: 100 x 64, gain 1)": ("train", ProxySettings(steps=100, batch_size=64, bn_init_gain=1.0,
+                                                                       runs=1, score="accuracy")),
     "sahd": ("sahd", ProxySettings()),
 }
 PARTS = ("train_time_s", "eval_time_s", "count_time_s", "score_time_s")
