@@ -36,6 +36,8 @@ LIMITS = {"img_size": 4096, "in_channels": 256, "num_classes": 100_000, "time_st
           "group_width": 65_536, "window": 63, "stem_downsample": 8, "stages": 8, "depths": 256, "dims": 65_536,
           "heads": 1024, "patch_sizes": 64, "dilations": 64}
 RESIDUALS = ("spike", "membrane")
+BUILTIN_ATTENTION = {"ssa", "dssa", "a2os2a", "ls_ssa"}  # the parts network_key knows the reads of
+BUILTIN_STEMS = {"sps", "scs", "conv7", "conv3"}
 ATTN_ORDERS = ("qk_first", "kv_first")
 STEM_POOLS = ("maxpool", "spool")
 
@@ -104,6 +106,31 @@ class ArchConfig:
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
+        return out
+
+    def network_key(self) -> dict[str, Any]:
+        """``to_dict()`` with the fields the built network ignores set to their defaults, so two
+        configurations that build the same network (and train to the same numbers) compare equal:
+        ``downsample`` of a one-stage network, LS-SSA's ``window`` and ``dilations`` without an
+        LS-SSA stage, a ``patch_sizes`` entry of a stage that is not DSSA, ``group_width``
+        without the group-wise FFN, ``stem_pool`` outside the SPS stem, ``attn_order`` without
+        SSA or A2OS2A. Only judged for the built-in parts that read those fields: a registered
+        plug-in attention or stem might read any field, so with one the key is ``to_dict()``."""
+        out = self.to_dict()
+        if not set(self.attention) <= BUILTIN_ATTENTION or self.stem not in BUILTIN_STEMS:
+            return out
+        defaults = ArchConfig.__dataclass_fields__
+        if self.num_stages == 1:
+            out["downsample"] = defaults["downsample"].default
+        if "ls_ssa" not in self.attention:
+            out["window"], out["dilations"] = defaults["window"].default, [1]
+        out["patch_sizes"] = [p if a == "dssa" else 1 for p, a in zip(self.patch_sizes, self.attention)]
+        if self.mlp != "gwffn":
+            out["group_width"] = defaults["group_width"].default
+        if self.stem != "sps":
+            out["stem_pool"] = defaults["stem_pool"].default
+        if not {"ssa", "a2os2a"} & set(self.attention):
+            out["attn_order"] = defaults["attn_order"].default
         return out
 
     @classmethod

@@ -364,12 +364,14 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
 def _reuse_duplicate(study: optuna.Study, trial: optuna.trial.Trial, arch: ArchConfig) -> bool:
     """An architecture already evaluated gets its earlier result: the proxy is deterministic (same
     seed, batches and split), so training it again would give the same numbers. Such a trial is
-    marked ``duplicate_of``, costs milliseconds, and does not count toward the budget. One that
+    marked ``duplicate_of``, costs milliseconds, and does not count toward the budget. Equal means
+    the same network (``ArchConfig.network_key``): values of fields the network ignores (the
+    downsampling of a one-stage network, LS-SSA's dilations without LS-SSA) do not count. One that
     another worker is evaluating right now (a retried trial, after a restart whose samplers
     propose again what they proposed before) is pruned: its result is on the way."""
-    key = arch.to_dict()
+    key = arch.network_key()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if t.user_attrs.get("arch") == key and "duplicate_of" not in t.user_attrs:
+        if _network_key(t) == key and "duplicate_of" not in t.user_attrs:
             for name, value in t.user_attrs.items():
                 if name not in ("worker", "arch", "retry_of", "retries", "heartbeat"):
                     trial.set_user_attr(name, value)
@@ -380,12 +382,22 @@ def _reuse_duplicate(study: optuna.Study, trial: optuna.trial.Trial, arch: ArchC
             return True
     pending = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
     for t in study.get_trials(deepcopy=False, states=pending):
-        if t.number != trial.number and (t.user_attrs.get("arch") == key or
+        if t.number != trial.number and (_network_key(t) == key or
                                          (t.state == optuna.trial.TrialState.WAITING and t.params == trial.params)):
             trial.set_user_attr("pruned_reason", f"being evaluated as trial {t.number}")
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return True
     return False
+
+
+def _network_key(trial) -> dict | None:
+    arch = trial.user_attrs.get("arch")
+    if arch is None:
+        return None
+    try:
+        return ArchConfig.from_dict(arch).network_key()
+    except ValueError:  # a configuration stored by another version: compare it as written
+        return arch
 
 
 def _emit(on_event, number, state, arch, objective, energy, done, settings, reason="", *, step=0, steps=0):

@@ -62,3 +62,39 @@ def test_stage_resolution_follows_stem_and_stage_downsampling():
     arch = tiny_arch()
     assert [arch.stage_resolution(i) for i in range(arch.num_stages)] == [8, 4]
     assert arch.depth == 2
+
+
+@pytest.mark.parametrize("base, change", [
+    (dict(depths=(1,), dims=(32,), heads=(2,), attention=("ssa",)), dict(downsample="spool")),
+    (dict(depths=(1,), dims=(32,), heads=(2,), attention=("ssa",)), dict(dilations=(1, 2), window=5)),
+    (dict(depths=(1, 1), dims=(32, 32), heads=(2, 2), attention=("ssa", "dssa"), patch_sizes=(1, 2)),
+     dict(patch_sizes=(2, 2))),
+    (dict(depths=(1,), dims=(32,), heads=(2,), attention=("dssa",), patch_sizes=(2,)), dict(attn_order="kv_first")),
+    (dict(depths=(1,), dims=(32,), heads=(2,), attention=("ssa",), mlp="mlp"), dict(group_width=16)),
+    (dict(depths=(1,), dims=(32,), heads=(2,), attention=("ssa",), stem="scs"), dict(stem_pool="spool")),
+])
+def test_fields_the_network_ignores_leave_its_key_and_its_numbers_unchanged(base, change):
+    import dataclasses
+
+    import torch
+
+    from nas.models import build_model
+
+    a = ArchConfig(img_size=16, in_channels=1, time_steps=2, **base)
+    b = dataclasses.replace(a, **change)
+    assert a != b and a.network_key() == b.network_key()
+    x = torch.rand(2, 1, 16, 16)
+    outs = []
+    for arch in (a, b):
+        torch.manual_seed(0)
+        outs.append(build_model(arch).eval()(x))
+    assert torch.equal(*outs)
+
+
+def test_fields_the_network_reads_change_its_key():
+    import dataclasses
+
+    two = ArchConfig(img_size=16, in_channels=1, depths=(1, 1), dims=(32, 32), heads=(2, 2), attention=("ls_ssa", "ssa"),
+                     patch_sizes=(1, 1))
+    for change in (dict(downsample="spool"), dict(dilations=(1, 2)), dict(attn_order="kv_first"), dict(stem_pool="spool")):
+        assert dataclasses.replace(two, **change).network_key() != two.network_key()
