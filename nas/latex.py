@@ -33,7 +33,8 @@ def arch_summary(row) -> str:
     """'SSA/LS-SSA, 2-2 blocks, 64-128 ch, LIF, GWFFN, conv3 stem' from a trials.csv row."""
     attention = "/".join(ATTENTION.get(a, escape(a)) for a in dict.fromkeys(str(row["attention"]).split("-")))
     neuron = NEURON.get(str(row["neuron"]), escape(row["neuron"]))
-    parts = [attention, f"{row['depths']} blocks", f"{row['dims']} ch", neuron, escape(str(row["mlp"]).upper()),
+    blocks = f"{row['depths']} block{'' if str(row['depths']) == '1' else 's'}"
+    parts = [attention, blocks, f"{row['dims']} ch", neuron, escape(str(row["mlp"]).upper()),
              f"{escape(row['stem'])} stem"]
     return ", ".join(parts)
 
