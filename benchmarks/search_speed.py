@@ -49,10 +49,12 @@ def _run(tree: Path, trials: int, tmp: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"snnas search failed in {tree}: {done.stderr.strip()[-400:]}")
     storage = JournalStorage(JournalFileBackend(str(out / "snnas" / "study.journal")))
-    trials = [t for t in optuna.load_study(study_name="snnas", storage=storage).trials
-              if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete is not None]
-    span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+    done = [t for t in optuna.load_study(study_name="snnas", storage=storage).trials
+            if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete is not None]
+    trials = [t for t in done if "duplicate_of" not in t.user_attrs]  # what --budget counts; reuses are free
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     return {"wall_s": wall, "span_s": span, "startup_s": wall - span, "trials": len(trials),
+            "reused": len(done) - len(trials),
             "train_time_s_mean": statistics.fmean(t.user_attrs.get("train_time_s", float("nan")) for t in trials)}
 
 
