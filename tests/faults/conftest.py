@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 DEFAULT_URL = "postgresql://snnas:snnas@127.0.0.1:5432/snnas_test"
+# Ends with --workers 1: a test that wants more workers must put its --workers after *TINY (the last one wins).
 TINY = ["--train-size", "200", "--val-size", "64", "--batch-size", "16", "--sampler", "random", "--workers", "1"]
 
 

@@ -58,8 +58,8 @@ def test_sigkill_at_each_point_of_a_run_then_a_rerun_finishes_the_budget(tmp_pat
 
 
 def test_killing_only_the_parent_stops_its_workers_and_a_rerun_finishes(tmp_path):
-    common = ["search", "--study", "p", "--budget", "4", "--steps", "40", "--workers", "2", "--out", str(tmp_path),
-              "--heartbeat", "1", *TINY]
+    common = ["search", "--study", "p", "--budget", "4", "--steps", "40", "--out", str(tmp_path),
+              "--heartbeat", "1", *TINY, "--workers", "2"]  # after TINY, whose --workers 1 would otherwise win
     parent = start(*common)
     journal = tmp_path / "p" / "study.journal"
 
