@@ -78,7 +78,6 @@ def _held_out_kind(data: Dataset) -> str:
 
 def plot_rates(report: dict, stem, *, title: str) -> list:
     """A per-layer firing-rate figure (png, pdf, svg) of an evaluation report; returns the paths."""
-    import io
     from pathlib import Path
 
     import matplotlib
@@ -86,7 +85,7 @@ def plot_rates(report: dict, stem, *, title: str) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nas.files import atomic_write
+    from nas.files import write_figure
     from nas.report import PAPER_STYLE
 
     rows = report["layers"]
@@ -103,11 +102,7 @@ def plot_rates(report: dict, stem, *, title: str) -> list:
         ax.set_title(title if len(title) <= 70 else title[:67] + "...", fontsize=6)
         ax.legend(frameon=False, loc="upper right", fontsize=5.5)
         fig.tight_layout()
-        paths = [stem.with_suffix(f".{ext}") for ext in ("png", "pdf", "svg")]
-        for path in paths:
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=path.suffix[1:])
-            atomic_write(path, buffer.getvalue())
+        paths = write_figure(fig, stem)
         plt.close(fig)
     return paths
 

@@ -25,3 +25,15 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_figure(fig, stem: Path, formats: tuple[str, ...] = ("png", "pdf", "svg")) -> list[Path]:
+    """A matplotlib figure as ``stem.png/.pdf/.svg``, each written atomically; returns the paths."""
+    import io
+
+    paths = [stem.with_suffix(f".{ext}") for ext in formats]
+    for path in paths:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix[1:])
+        atomic_write(path, buffer.getvalue())
+    return paths

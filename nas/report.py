@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import pandas as pd
 from nas.arch import ArchConfig
 
 from nas.failpoints import failpoint
-from nas.files import atomic_write
+from nas.files import atomic_write, write_figure
 from nas.pareto import hypervolume, pareto_mask
 from nas.workers import counts_toward_budget
 
@@ -243,11 +242,7 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined
         ax.set_title(f"{ctx.name}: {ctx.caption()}", fontsize=6)
         ax.legend(frameon=False, loc="best")
         fig.tight_layout()
-        paths = [out_dir / f"pareto.{ext}" for ext in ("png", "pdf", "svg")]
-        for path in paths:
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=path.suffix[1:])
-            atomic_write(path, buffer.getvalue())
+        paths = write_figure(fig, out_dir / "pareto")
         plt.close(fig)
     return paths
 
