@@ -42,6 +42,7 @@ PROXIES = {  # name -> (search proxy, proxy settings)
                                                                        runs=1, score="accuracy")),
     "sahd": ("sahd", ProxySettings()),
 }
+DEFAULT = "train (default: 2 runs x 100 steps x 32)"
 PARTS = ("train_time_s", "eval_time_s", "count_time_s", "score_time_s")
 
 
@@ -103,7 +104,7 @@ def main() -> None:
     for name, (proxy, settings) in PROXIES.items():
         frames[name] = _search(proxy, settings, args.trials, split, space)
         print(f"  {name}: {frames[name]['duration_s'].mean():.2f} s per trial", flush=True)
-    sizes = frames["train"][["arch", "params"]]
+    sizes = frames[DEFAULT][["arch", "params"]]
     cuts = sizes["params"].quantile([1 / 3, 2 / 3]).tolist()
     size_of = {a: ("small" if p <= cuts[0] else "medium" if p <= cuts[1] else "large")
                for a, p in zip(sizes["arch"], sizes["params"])}
@@ -115,7 +116,7 @@ def main() -> None:
                          for g, sub in frame.groupby("size")}
         rows.append(frame.assign(proxy=name)[["proxy", "trial", "size", "params", "duration_s", *PARTS]])
     ratio = _eval_ratio(sizes["arch"].tolist(), split, args.repeats)
-    train_share = by_proxy["train"]
+    train_share = by_proxy[DEFAULT]
     per_trial_saving = ratio["before_s"] / len(sizes) - ratio["after_s"] / len(sizes)
     result = {"seconds_per_trial": {k: v["seconds_per_trial"] for k, v in by_proxy.items()},
               "by_proxy": by_proxy, "by_size": by_size, "size_bounds_params": cuts,
@@ -126,9 +127,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     pd.concat(rows).to_csv(OUT / "throughput.csv", index=False)
     (OUT / "throughput.json").write_text(json.dumps(result, indent=2))
-    print(f"throughput on {torch.get_num_threads()} CPU threads: train proxy {train_share['seconds_per_trial']:.2f} s "
+    print(f"throughput on {torch.get_num_threads()} CPU threads: default proxy {train_share['seconds_per_trial']:.2f} s "
           f"per trial ({train_share['share_train']:.0%} training, {train_share['share_eval']:.1%} evaluation, "
-          f"{train_share['share_count']:.1%} counting, {train_share['share_score']:.1%} SAHD), v0.1 schedule "
+          f"{train_share['share_count']:.1%} counting, {train_share['share_score']:.1%} SAHD), v0.2 proxy "
+          f"{result['seconds_per_trial']['train (v0.2: 1 run x 200 steps x 32)']:.2f} s, v0.1 schedule "
           f"{result['seconds_per_trial']['train (v0.1 schedule: 100 x 64, gain 1)']:.2f} s, SAHD proxy "
           f"{result['seconds_per_trial']['sahd']:.2f} s; evaluation + counting {ratio['speedup']:.2f}x faster "
           f"({ratio['before_s'] / len(sizes):.3f} -> {ratio['after_s'] / len(sizes):.3f} s per trial)")
