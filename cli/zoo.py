@@ -29,6 +29,8 @@ def _rows() -> list[dict]:
             "paper": entry.paper,
             "published": dict(entry.published),
             "interpretation": entry.interpretation,
+            "source": entry.source,
+            "cited": entry.cited,
         })
     return rows
 
@@ -36,7 +38,8 @@ def _rows() -> list[dict]:
 def zoo(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
 ) -> None:
-    """List the published variants with our parameter counts beside the published ones.
+    """List the published variants with our parameter counts beside the published ones, and
+    where each one's layers and figures come from.
 
     The convention column says how each paper counts: 'all' includes BatchNorm affine
     parameters, 'no_bn' excludes them (as if folded). Both counts are always shown.
@@ -54,10 +57,12 @@ def zoo(
     table = Table(title="snnas zoo (parameters in millions)", box=box.SIMPLE_HEAD,
                   caption="paper: green = ours within 0.01 M under the paper's convention (conv.: all, or\n"
                           "no_bn = BatchNorm excluded); other: ours under the other convention;\n"
-                          "* = partly snnas's interpretation of the paper")
+                          "* = partly snnas's interpretation of the paper; source: where the layers come\n"
+                          "from (official code, paper, third-party description, snnas's reading);\n"
+                          "`snnas zoo -f json` cites the table each published figure comes from")
     table.add_column("name", no_wrap=True)
-    for col in ("ours", "paper", "conv.", "other", "top-1 %", "mJ"):
-        table.add_column(col, justify="left" if col == "conv." else "right", no_wrap=True)
+    for col in ("ours", "paper", "conv.", "other", "top-1 %", "mJ", "source"):
+        table.add_column(col, justify="left" if col in ("conv.", "source") else "right", no_wrap=True)
     for row in rows:
         pub = row["published_params_m"]
         colour = "green" if pub is not None and abs(row["params_m"] - pub) <= 0.01 else "red"
@@ -67,7 +72,7 @@ def zoo(
         energy = f"{figures['energy_mj']:.2f}" if "energy_mj" in figures else "-"
         table.add_row(row["name"] + ("*" if row["interpretation"] else ""), f"{row['params_m']:.3f}",
                       "-" if pub is None else f"[{colour}]{pub:.2f}[/]", row["convention"], f"{other:.3f}",
-                      top1, energy)
+                      top1, energy, row["source"])
     console.print(table)
 
 

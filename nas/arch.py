@@ -8,7 +8,9 @@ kind. The four seed papers are points in this space (see ``nas.models.zoo``):
 * Spikformer V2:     stem=scs (interpretation, see ``nas.models.stems``)
 * SpikingResformer:  stem=conv7 or conv3, three stages, attention=dssa, residual=membrane,
                      mlp=gwffn, downsample=conv
-* A2OS2A:            attention=a2os2a, residual=membrane (Spike-driven Transformer backbone)
+* A2OS2A:            attention=a2os2a, attn_order=qk_first, on the Spike-driven Transformer backbone
+* Spike-driven Tr.:  stem=sdt, attention=sdsa, residual=membrane, head_neuron=True
+* QKFormer:          stem=qkformer, attention=(qk, qk, ssa), downsample=qkformer, residual=spike
 * LSFormer:          attention=ls_ssa (window + dilation per head), stem_pool / downsample = spool
 
 Construct from YAML / JSON / CLI input with ``ArchConfig.from_dict`` (strict: unknown keys are
@@ -18,6 +20,7 @@ refused); ``to_dict`` is its inverse. Invalid values raise ``ArchConfigError`` n
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -36,9 +39,14 @@ LIMITS = {"img_size": 4096, "in_channels": 256, "num_classes": 100_000, "time_st
           "group_width": 65_536, "window": 63, "stem_downsample": 8, "stages": 8, "depths": 256, "dims": 65_536,
           "heads": 1024, "patch_sizes": 64, "dilations": 64}
 RESIDUALS = ("spike", "membrane")
-BUILTIN_ATTENTION = {"ssa", "dssa", "a2os2a", "ls_ssa"}  # the parts network_key knows the reads of
-BUILTIN_STEMS = {"sps", "scs", "conv7", "conv3"}
+TERNARY_VARIANTS = ("a2os2a", "ternary_spike", "lif")  # see nas.models.neurons.TERNARY_VARIANTS
+BUILTIN_ATTENTION = {"ssa", "dssa", "a2os2a", "ls_ssa", "sdsa", "qk", "qk_channel"}  # network_key knows their reads
+BUILTIN_STEMS = {"sps", "scs", "conv7", "conv3", "sdt", "spikingformer", "qkformer"}
 ATTN_ORDERS = ("qk_first", "kv_first")
+# Fields added after studies and caches were first stored, with the values every earlier
+# configuration implicitly had: a stored configuration without them reads back as the same network,
+# and keys built before them drop them when they hold these values.
+ADDED_LATER = {"v_threshold": 1.0, "tau": 2.0, "ternary": "a2os2a", "head_neuron": False}
 STEM_POOLS = ("maxpool", "spool")
 
 
@@ -67,6 +75,9 @@ class ArchConfig:
     # --- neurons, residuals, MLP -------------------------------------------------------
     neuron: str = "lif"  # NEURONS registry name for every spiking layer of the backbone
     surrogate: str = "sigmoid"  # surrogate gradient: sigmoid (Spikformer) | atan (SpikingResformer)
+    v_threshold: float = 1.0  # firing threshold of the backbone's neurons (fixed-threshold ones keep theirs)
+    tau: float = 2.0  # membrane time constant (LIF; PLIF's initial value; ternary a2os2a / lif variants)
+    ternary: str = "a2os2a"  # ternary neuron variant: a2os2a | ternary_spike | lif (nas.models.neurons)
     residual: str = "spike"  # spike shortcut (Spikformer) | membrane shortcut (SDT, SpikingResformer)
     mlp: str = "mlp"  # MLPS registry: mlp (Spikformer) | gwffn (SpikingResformer)
     mlp_ratio: int = 4  # hidden width = mlp_ratio * dim
@@ -75,6 +86,8 @@ class ArchConfig:
     qkv_bias: bool = False  # bias on Q/K/V (and DSSA's W) projections
     proj_bias: bool = True  # bias on attention output projection and MLP layers
     head_bias: bool = True  # bias on the classifier
+    # --- head --------------------------------------------------------------------------
+    head_neuron: bool = False  # Spike-driven Transformer: a neuron after the token mean, classifier on spikes
     # free-form provenance, ignored by the builder
     notes: str = field(default="", compare=False)
 
@@ -114,7 +127,7 @@ class ArchConfig:
         ``downsample`` of a one-stage network, LS-SSA's ``window`` and ``dilations`` without an
         LS-SSA stage, a ``patch_sizes`` entry of a stage that is not DSSA, ``group_width``
         without the group-wise FFN, ``stem_pool`` outside the SPS stem, ``attn_order`` without
-        SSA or A2OS2A. Only judged for the built-in parts that read those fields: a registered
+        SSA or A2OS2A, ``ternary`` without a ternary neuron, ``tau`` when no neuron leaks. Only judged for the built-in parts that read those fields: a registered
         plug-in attention or stem might read any field, so with one the key is ``to_dict()``."""
         out = self.to_dict()
         if not set(self.attention) <= BUILTIN_ATTENTION or self.stem not in BUILTIN_STEMS:
@@ -131,6 +144,11 @@ class ArchConfig:
             out["stem_pool"] = defaults["stem_pool"].default
         if not {"ssa", "a2os2a"} & set(self.attention):
             out["attn_order"] = defaults["attn_order"].default
+        uses_ternary = self.neuron == "ternary" or "a2os2a" in self.attention
+        if not uses_ternary:
+            out["ternary"] = defaults["ternary"].default
+        if self.neuron == "if" and (not uses_ternary or self.ternary == "ternary_spike"):
+            out["tau"] = defaults["tau"].default  # nothing leaks
         return out
 
     @classmethod
@@ -165,6 +183,10 @@ def _validate_types(a: ArchConfig) -> None:
             _check(_is_int(value), f.name, f"expected an integer, got {value!r}")
         elif f.type == "bool":
             _check(isinstance(value, bool), f.name, f"expected true or false, got {value!r}")
+        elif f.type == "float":
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                   f.name, f"expected a finite number, got {value!r}")
+            object.__setattr__(a, f.name, float(value))
         elif f.type == "str":
             _check(isinstance(value, str), f.name, f"expected a string, got {value!r}")
         elif f.type == "tuple[int, ...]":
@@ -209,6 +231,10 @@ def _validate(a: ArchConfig) -> None:
                f"unknown attention {kind!r}; choose from {', '.join(registries.ATTENTION)}")
     _check(a.residual in RESIDUALS, "residual", f"must be one of {', '.join(RESIDUALS)}, got {a.residual!r}")
     _check(a.attn_order in ATTN_ORDERS, "attn_order", f"must be one of {', '.join(ATTN_ORDERS)}, got {a.attn_order!r}")
+    _check(a.ternary in TERNARY_VARIANTS, "ternary",
+           f"must be one of {', '.join(TERNARY_VARIANTS)}, got {a.ternary!r}")
+    _check(0.0 < a.v_threshold <= 100.0, "v_threshold", f"must be in (0, 100], got {a.v_threshold}")
+    _check(1.0 <= a.tau <= 1000.0, "tau", f"must be in [1, 1000] (1: no memory), got {a.tau}")
     _check(a.stem_pool in STEM_POOLS, "stem_pool", f"must be one of {', '.join(STEM_POOLS)}, got {a.stem_pool!r}")
 
     for i, (dim, heads) in enumerate(zip(a.dims, a.heads)):

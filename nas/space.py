@@ -28,12 +28,13 @@ from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, S
 PER_STAGE = {"depth": int, "heads": int, "head_dim": int, "attention": str, "patch_size": int}
 NAMED = {"stem": STEMS, "downsample": DOWNSAMPLE, "neuron": NEURONS, "surrogate": SURROGATES, "mlp": MLPS,
          "attention": ATTENTION, "residual": RESIDUALS, "attn_order": ATTN_ORDERS, "stem_pool": STEM_POOLS}
-FIXED_REDUCTION = {"conv7": 2, "conv3": 0}  # stems whose reduction is part of their design
+FIXED_REDUCTION = {"conv7": 2, "conv3": 0, "qkformer": 2}  # stems whose reduction is part of their design
+WIDTH_BY_8 = ("sps", "scs", "sdt", "spikingformer")  # stems whose widths go D/8, D/4, D/2, D
 _DATA_FIELDS = {"img_size", "in_channels", "num_classes"}
 _STAGE_FIELDS = {"depths", "dims", "heads", "attention", "patch_sizes"}
 GLOBAL_TYPES = {f.name: f.type for f in dataclasses.fields(ArchConfig)
                 if f.name not in _DATA_FIELDS | _STAGE_FIELDS | {"notes"}}
-_PY = {"int": int, "str": str, "bool": bool, "tuple[int, ...]": list}
+_PY = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": list}
 
 
 def default_space_path() -> Path:
@@ -128,6 +129,12 @@ def _check_value(path: str, key: str, value: Any, kind) -> Any:
         return tuple(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise SpaceError(path, f"expected an integer, got {_short(value)}")
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SpaceError(path, f"expected a number, got {_short(value)}")
+        if value <= 0:
+            raise SpaceError(path, f"must be positive, got {value}")
+        return float(value)
     if kind is bool and not isinstance(value, bool):
         raise SpaceError(path, f"expected true or false, got {_short(value)}")
     if kind is str and not isinstance(value, str):
@@ -234,11 +241,11 @@ class SearchSpace:
         self._check_field_values()
         self._check_stage_values()
         stems = self.globals["stem"].values() if "stem" in self.globals else ["sps"]
-        if any(s in ("sps", "scs") for s in stems):
+        if any(s in WIDTH_BY_8 for s in stems):
             bad = [w for w in self.widths() if w % 8]
             if bad:
-                raise SpaceError("per_stage.head_dim", f"sps/scs stems need widths divisible by 8; heads x head_dim "
-                                                       f"gives {bad[0]} (use head_dim multiples of 8)")
+                raise SpaceError("per_stage.head_dim", f"{'/'.join(WIDTH_BY_8)} stems need widths divisible by 8; "
+                                                       f"heads x head_dim gives {bad[0]} (use head_dim multiples of 8)")
 
     def _check_stage_values(self) -> None:
         """Stage counts and per-stage values within ArchConfig's bounds, checked on their extremes."""

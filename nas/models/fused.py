@@ -95,23 +95,23 @@ class _TernarySeq(torch.autograd.Function):
     """The ternary LIF of ``nas.models.neurons.TernaryLIF`` over ``x_seq [T, ...]``, its formulas in its order."""
 
     @staticmethod
-    def forward(ctx, x_seq, v, threshold, beta, reset, surrogate_backward, alpha):
+    def forward(ctx, x_seq, v, threshold, beta, reset, surrogate_backward, alpha, scale):
         spikes, potentials = [], []
         for x in x_seq:
-            u = v + x
+            u = v + x if scale == 1.0 else v + x * scale
             s = torch.sign(u) * (u.abs() - threshold >= 0).to(u)
             v = reset * s + beta * u * (1.0 - s.abs())  # the reset is detached
             spikes.append(s)
             potentials.append(u)
         u_seq, s_seq = torch.stack(potentials), torch.stack(spikes)
         ctx.save_for_backward(u_seq, s_seq)
-        ctx.options = (threshold, beta, surrogate_backward, alpha)
+        ctx.options = (threshold, beta, surrogate_backward, alpha, scale)
         return s_seq, v
 
     @staticmethod
     def backward(ctx, g_spikes, g_v):
         u_seq, s_seq = ctx.saved_tensors
-        threshold, beta, surrogate_backward, alpha = ctx.options
+        threshold, beta, surrogate_backward, alpha, scale = ctx.options
         g_x = torch.empty_like(u_seq)
         carry = g_v
         for t in range(u_seq.shape[0] - 1, -1, -1):
@@ -120,9 +120,9 @@ class _TernarySeq(torch.autograd.Function):
             g_u = surrogate_backward(g_spikes[t] * sign, u.abs() - threshold, alpha) * sign
             if carry is not None:
                 g_u = g_u + carry * (1.0 - s_seq[t].abs()) * beta
-            g_x[t] = g_u
+            g_x[t] = g_u if scale == 1.0 else g_u * scale
             carry = g_u
-        return g_x, carry, None, None, None, None, None
+        return g_x, carry, None, None, None, None, None, None
 
 
 def fused_ternary(node, x_seq: torch.Tensor) -> torch.Tensor | None:
@@ -136,5 +136,6 @@ def fused_ternary(node, x_seq: torch.Tensor) -> torch.Tensor | None:
     if v.shape != x_seq.shape[1:]:
         return None
     spikes, node.v = _TernarySeq.apply(x_seq, v, node.v_threshold, node.beta, node.v_reset,
-                                       surrogate_backward, node.surrogate_function.alpha)
+                                       surrogate_backward, node.surrogate_function.alpha,
+                                       getattr(node, "input_scale", 1.0))
     return spikes

@@ -14,9 +14,12 @@ def check_rank(x: torch.Tensor, rank: int, where: str) -> None:
         raise ValueError(f"{where}: expected a rank-{rank} tensor, got shape {tuple(x.shape)}")
 
 
-def arch_neuron(arch: ArchConfig, *, v_threshold: float = 1.0, kind: str | None = None) -> nn.Module:
-    """The backbone's neuron (or ``kind``) with the architecture's surrogate gradient."""
-    return make_neuron(kind or arch.neuron, v_threshold=v_threshold, surrogate=arch.surrogate)
+def arch_neuron(arch: ArchConfig, *, v_threshold: float | None = None, kind: str | None = None) -> nn.Module:
+    """The backbone's neuron (or ``kind``) with the architecture's surrogate gradient, time
+    constant and ternary variant. ``v_threshold`` fixes the threshold of a neuron whose paper
+    fixes it (the 0.5 after the attention product); otherwise the architecture's applies."""
+    return make_neuron(kind or arch.neuron, v_threshold=arch.v_threshold if v_threshold is None else v_threshold,
+                       surrogate=arch.surrogate, tau=arch.tau, ternary=arch.ternary)
 
 
 class ConvBN(nn.Module):

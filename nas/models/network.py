@@ -3,6 +3,8 @@
     input [B, C, H, W] (repeated T times) or [T, B, C, H, W] (event frames)
     -> stem -> stage 0 blocks -> (downsample -> stage i blocks) ... -> mean over T and space
     -> Linear -> logits [B, classes]
+    (``head_neuron``: mean over space -> neuron -> Linear at every step -> mean over T, the
+    Spike-driven Transformer's head, so the classifier sees spikes)
 
 Block: ``x = x + attention(x); x = x + mlp(x)``; what the branches see (spikes or membrane
 values) follows ``arch.residual`` (see ``SpikingBranch``). The classifier is applied once to
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from nas.arch import ArchConfig
+from nas.models.layers import arch_neuron
 from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, STEMS
 
 
@@ -43,6 +46,7 @@ class SpikingTransformer(nn.Module):
             for j in range(depth):
                 stage.add_module(f"block{j}", Block(arch, i))
             self.stages.append(stage)
+        self.head_neuron = arch_neuron(arch) if arch.head_neuron else None
         self.head = nn.Linear(arch.dims[-1], arch.num_classes, bias=arch.head_bias)
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +65,9 @@ class SpikingTransformer(nn.Module):
         x = self.stem(self.frames(x))
         for stage in self.stages:
             x = stage(x)
+        if self.head_neuron is not None:
+            spikes = self.head_neuron(x.mean(dim=(3, 4)))  # [T, B, C] spikes
+            return self.head(spikes).mean(dim=0)  # classifier on spikes at every step -> [B, classes]
         return self.head(x.mean(dim=(0, 3, 4)))  # [T, B, C, H, W] -> [B, C] -> [B, classes]
 
 

@@ -5,13 +5,14 @@ the same shape, and keeps its membrane potential between calls until ``reset_net
 ``spikingjelly.activation_based.functional``) resets it. Models never reset themselves; the
 trainer and the energy counter do.
 
-Each registry entry is a factory ``(v_threshold=..., surrogate=...) -> nn.Module`` whose
-class carries ``OUTPUT_KIND``: ``"binary"`` ({0, 1}), ``"ternary"`` ({-1, 0, 1}) or
+Each registry entry is a factory ``(v_threshold=..., surrogate=...) -> nn.Module`` (the built-in
+ones also take ``tau=``, and the ternary neuron ``variant=``) whose class carries ``OUTPUT_KIND``: ``"binary"`` ({0, 1}), ``"ternary"`` ({-1, 0, 1}) or
 ``"real"``. The energy counter classifies operands from the values it sees, not from this
 attribute; the tests use it to check that spikes are what the paper says they are.
 
 Conventions shared by the four seed papers (Spikformer, SpikingResformer, A2OS2A, LSFormer):
-tau = 2, V_th = 1, hard reset to 0, decay_input=True, detach_reset=True.
+tau = 2, V_th = 1, hard reset to 0, decay_input=True, detach_reset=True. ArchConfig's ``tau`` and
+``v_threshold`` change them for the backbone's neurons (Auto-Spikformer searches both).
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ class LIF(neuron.LIFNode):
 
     OUTPUT_KIND = "binary"
 
-    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> None:
+    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid", tau: float = TAU) -> None:
         super().__init__(
-            tau=TAU,
+            tau=float(tau),
             decay_input=True,
             v_threshold=v_threshold,
             v_reset=V_RESET,
@@ -72,7 +73,8 @@ class IF(neuron.IFNode):
 
     OUTPUT_KIND = "binary"
 
-    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> None:
+    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid", tau: float = TAU) -> None:
+        del tau  # no leak
         super().__init__(
             v_threshold=v_threshold,
             v_reset=V_RESET,
@@ -87,9 +89,9 @@ class PLIF(neuron.ParametricLIFNode):
 
     OUTPUT_KIND = "binary"
 
-    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> None:
+    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid", tau: float = TAU) -> None:
         super().__init__(
-            init_tau=TAU,
+            init_tau=float(tau),
             decay_input=True,
             v_threshold=v_threshold,
             v_reset=V_RESET,
@@ -104,34 +106,59 @@ def _heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x >= 0).to(x)
 
 
+# Ternary neuron variants: (input scale b, membrane decay a, threshold factor c) of
+#     U[t] = H[t-1] + b X[t];  S[t] = sign(U[t]) step(|U[t]| - c V_th);  H[t] = a U[t] (1 - |S[t]|)
+# (hard reset to 0 on a spike of either sign). The sources differ, so each is offered:
+TERNARY_VARIANTS = {
+    # A2OS2A (Guo et al., CVPR 2025), its ternary LIF as written: U = H + X, beta = 1 - 1/tau
+    "a2os2a": lambda tau: (1.0, 1.0 - 1.0 / tau, 1.0),
+    # Ternary Spike (Guo et al., AAAI 2024), the first author's public code (yfguo91/Ternary-Spike,
+    # models/spike_layer.py): mem = 0.25 mem + x, fires at |mem| >= 0.5 V_th; its decay is fixed
+    "ternary_spike": lambda tau: (1.0, 0.25, 0.5),
+    # snnas: the backbone LIF's charge (decay on the input, X / tau) with signed spikes
+    "lif": lambda tau: (1.0 / tau, 1.0 - 1.0 / tau, 1.0),
+}
+
+
 class TernaryLIF(neuron.BaseNode):
-    """Ternary LIF of the A2OS2A Spiking Transformer (Guo et al., CVPR 2025), spikes in {-1, 0, 1}.
+    """Ternary LIF, spikes in {-1, 0, 1} (A2OS2A, Guo et al., CVPR 2025; Ternary Spike, AAAI 2024).
 
-    U[t] = H[t-1] + X[t]
-    S[t] = sign(U[t]) * step(|U[t]| - V_th)
-    H[t] = V_reset * S[t] + beta * U[t] * (1 - |S[t]|),   beta = 1 - 1/tau
+    U[t] = H[t-1] + b X[t]
+    S[t] = sign(U[t]) * step(|U[t]| - c V_th)
+    H[t] = V_reset * S[t] + a * U[t] * (1 - |S[t]|)
 
-    With V_reset = 0 the membrane resets to 0 after a spike of either sign. The gradient of
-    the step uses the configured surrogate on |U| - V_th, carried through sign(U). A spikingjelly
-    ``BaseNode`` (membrane memory ``v``), so every tool that finds spikingjelly neurons finds it.
+    with (b, a, c) from ``TERNARY_VARIANTS[variant]``: ``a2os2a`` (1, 1 - 1/tau, 1), the
+    default; ``ternary_spike`` (1, 0.25, 0.5); ``lif`` (1/tau, 1 - 1/tau, 1). With V_reset = 0
+    the membrane resets to 0 after a spike of either sign. The gradient of the step uses the
+    configured surrogate on |U| - c V_th, carried through sign(U). A spikingjelly ``BaseNode``
+    (membrane memory ``v``), so every tool that finds spikingjelly neurons finds it.
     """
 
     OUTPUT_KIND = "ternary"
 
-    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> None:
-        super().__init__(v_threshold=float(v_threshold), v_reset=V_RESET, surrogate_function=_surrogate(surrogate),
-                         detach_reset=True, step_mode="m")
-        self.beta = 1.0 - 1.0 / TAU
+    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid", tau: float = TAU,
+                 variant: str = "a2os2a") -> None:
+        if variant not in TERNARY_VARIANTS:
+            raise ValueError(f"unknown ternary variant {variant!r}; choose from {', '.join(TERNARY_VARIANTS)}")
+        scale, beta, factor = TERNARY_VARIANTS[variant](float(tau))
+        super().__init__(v_threshold=float(v_threshold) * factor, v_reset=V_RESET,
+                         surrogate_function=_surrogate(surrogate), detach_reset=True, step_mode="m")
+        self.variant, self.input_scale, self.beta = variant, scale, beta
+
+    def extra_repr(self) -> str:
+        variant, scale = getattr(self, "variant", "a2os2a"), getattr(self, "input_scale", 1.0)
+        return f"{super().extra_repr()}, variant={variant}, input_scale={scale}, beta={self.beta}"
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:  # [T, ...] -> [T, ...]
         fused = fused_ternary(self, x_seq)  # training on CPU: the same numbers, one graph node
         if fused is not None:
             return fused
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
+        scale = getattr(self, "input_scale", 1.0)  # modules pickled by snnas <= 0.3 have none
         step = _heaviside if torch.jit.is_tracing() else self.surrogate_function
         spikes = []
         for x in x_seq:
-            u = v + x
+            u = v + x if scale == 1.0 else v + x * scale
             s = torch.sign(u) * step(u.abs() - self.v_threshold)
             s_det = s.detach()  # detach_reset, as for the binary neurons
             v = V_RESET * s_det + self.beta * u * (1.0 - s_det.abs())
@@ -145,9 +172,9 @@ class ReLUNeuron(nn.Module):
 
     OUTPUT_KIND = "real"
 
-    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> None:
+    def __init__(self, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid", tau: float = TAU) -> None:
         super().__init__()
-        del v_threshold, surrogate  # accepted for a uniform factory signature
+        del v_threshold, surrogate, tau  # accepted for a uniform factory signature
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         return torch.relu(x_seq)
@@ -160,6 +187,14 @@ NEURONS.register("ternary")(TernaryLIF)
 NEURONS.register("relu")(ReLUNeuron)
 
 
-def make_neuron(name: str, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid") -> nn.Module:
-    """Build the registered neuron ``name``."""
-    return NEURONS.get(name)(v_threshold=v_threshold, surrogate=surrogate)
+def make_neuron(name: str, *, v_threshold: float = V_THRESHOLD, surrogate: str = "sigmoid", tau: float = TAU,
+                ternary: str = "a2os2a") -> nn.Module:
+    """Build the registered neuron ``name``. ``tau`` and the ternary ``variant`` are passed only
+    when they differ from the defaults, so a plug-in neuron with the two-argument factory of
+    earlier versions keeps working."""
+    extra: dict = {}
+    if float(tau) != TAU:
+        extra["tau"] = tau
+    if name == "ternary" and ternary != "a2os2a":
+        extra["variant"] = ternary
+    return NEURONS.get(name)(v_threshold=v_threshold, surrogate=surrogate, **extra)

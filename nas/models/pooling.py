@@ -8,11 +8,16 @@
               public): BN(Conv3x3), average the responses of each 3x3 region (stride 2),
               then spike. Every response in the region contributes, where max pooling keeps
               only the strongest.
+* ``qkformer`` QKFormer's patch embedding stage (official code PatchEmbeddingStage):
+              Conv3x3 -> BN -> MaxPool -> SN -> Conv3x3 -> BN -> SN, plus the shortcut
+              SN(BN(Conv1x1 stride 2)) of the input: spike + spike, as QKFormer's spike-shortcut
+              blocks expect (with the membrane style the next block's neuron reads the sum).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from nas.arch import ArchConfig
 from nas.models.layers import ConvBN, SeqPool, SpikingBranch
@@ -55,3 +60,18 @@ class MaxPoolDownsample(_PoolDownsample):
 class SPoolingDownsample(_PoolDownsample):
     pool_kind = "avg"
     pool_spikes = False
+
+
+@DOWNSAMPLE.register("qkformer")
+class QKFormerDownsample(nn.Module):
+    def __init__(self, arch: ArchConfig, stage: int) -> None:
+        super().__init__()
+        from nas.models.stems import StridedShortcut, _ConvBNSpike, _PoolThenSpike
+
+        c_in, c_out = arch.dims[stage - 1], arch.dims[stage]
+        self.first = _PoolThenSpike(arch, c_in, c_out)
+        self.second = _ConvBNSpike(arch, c_out, c_out)
+        self.shortcut = StridedShortcut(arch, c_in, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x)) + self.shortcut(x)  # [T, B, C', H/2, W/2]

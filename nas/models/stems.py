@@ -10,6 +10,20 @@ with H' = H / 2^stem_downsample. Each class validates the ArchConfig fields it d
             supplementary convolutional layers" and its layer list is not public; snnas's
             interpretation: Conv3x3 -> BN -> SN, then per 2x reduction a stride-2
             Conv3x3 -> BN -> SN followed by a supplementary stride-1 Conv3x3 -> BN -> SN.
+* ``sdt``   Spike-driven Transformer's MS-SPS (Yao et al., NeurIPS 2023, official code
+            BICLab/Spike-Driven-Transformer module/sps.py): three Conv3x3 -> BN -> SN rounds (max
+            pooling of spikes after the pooled ones), then Conv3x3 -> BN (pooled before any
+            neuron) giving real-valued x_feat, and the position embedding
+            x = BN(Conv3x3(SN(x_feat))) + x_feat: real values for the membrane shortcut.
+* ``spikingformer`` Spikingformer's tokenizer (Zhou et al., arXiv 2304.11954, official code):
+            Conv3x3 -> BN, then four rounds of SN -> max pooling -> Conv3x3 -> BN (widths D/8 ->
+            D/4 -> D/2 -> D -> D); no position residual; real-valued output. Four neurons, where
+            SPS has five.
+* ``qkformer`` QKFormer's first patch embedding (Zhou et al., NeurIPS 2024, official code
+            imagenet/qkformer.py PatchEmbedInit): Conv3x3 (C_in -> D/2) -> BN -> MaxPool -> SN
+            = x_feat; Conv3x3 (D/2 -> D) -> BN -> MaxPool -> SN -> Conv3x3 (D -> D) -> BN -> SN,
+            plus the shortcut SN(BN(Conv1x1 stride 2 (x_feat))): spike + spike. Reduces by 4
+            (stem_downsample 2); pair it with the ``qkformer`` downsampling between stages.
 * ``conv7`` SpikingResformer ImageNet stem: Conv7x7 stride 2 (no bias) -> BN -> MaxPool3x3 stride 2
             (no neuron; the first block's neuron spikes). Needs stem_downsample = 2.
 * ``conv3`` SpikingResformer CIFAR stem: Conv3x3 stride 1 -> BN. Needs stem_downsample = 0.
@@ -76,6 +90,64 @@ class SPS(nn.Module):
         return feat + self.rpe_neuron(self.rpe(feat))  # spike + spike: values in {0, 1, 2}
 
 
+@STEMS.register("sdt")
+class SDTStem(nn.Module):
+    """MS-SPS of the Spike-driven Transformer; the last ``stem_downsample`` rounds pool."""
+
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        _check_width(arch)
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        d = arch.dims[0]
+        widths = [arch.in_channels, d // 8, d // 4, d // 2, d]
+        first_pooled = 4 - arch.stem_downsample
+        self.convs = nn.Sequential(*[
+            _ConvBNSpike(arch, widths[i], widths[i + 1], pool="max" if i >= first_pooled else None) for i in range(3)
+        ])
+        self.last = ConvBN(widths[3], d, 3, bias=False)
+        self.last_pool = SeqPool("max") if arch.stem_downsample >= 1 else None
+        self.rpe_neuron = arch_neuron(arch)
+        self.rpe = ConvBN(d, d, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.last(self.convs(x))  # [T, B, D, H', W'] real (BN output)
+        if self.last_pool is not None:
+            feat = self.last_pool(feat)  # max pooling of BN responses, before the neuron
+        return self.rpe(self.rpe_neuron(feat)) + feat  # real-valued
+
+
+@STEMS.register("spikingformer")
+class SpikingformerStem(nn.Module):
+    """Spikingformer's tokenizer; the last ``stem_downsample`` rounds pool."""
+
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        _check_width(arch)
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        d = arch.dims[0]
+        widths = [d // 8, d // 4, d // 2, d, d]
+        self.first = ConvBN(arch.in_channels, widths[0], 3, bias=False)
+        first_pooled = 4 - arch.stem_downsample
+        self.rounds = nn.ModuleList()
+        for i in range(4):
+            layers = nn.Sequential()
+            layers.add_module("neuron", arch_neuron(arch))
+            if i >= first_pooled:
+                layers.add_module("pool", SeqPool("max"))  # max pooling of spikes
+            layers.add_module("conv", ConvBN(widths[i], widths[i + 1], 3, bias=False))
+            self.rounds.append(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first(x)
+        for layers in self.rounds:
+            x = layers(x)
+        return x  # [T, B, D, H', W'] real (BN output)
+
+
 @STEMS.register("scs")
 class SCS(nn.Module):
     @staticmethod
@@ -98,6 +170,53 @@ class SCS(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convs(x)
+
+
+class _PoolThenSpike(nn.Module):
+    """ConvBN -> max pooling of the BN responses -> neuron (QKFormer's order)."""
+
+    def __init__(self, arch: ArchConfig, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = ConvBN(c_in, c_out, 3, bias=False)
+        self.pool = SeqPool("max")
+        self.neuron = arch_neuron(arch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(self.pool(self.conv(x)))
+
+
+class StridedShortcut(nn.Module):
+    """SN(BN(Conv1x1, stride 2)): QKFormer's patch-embedding shortcut."""
+
+    def __init__(self, arch: ArchConfig, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = ConvBN(c_in, c_out, 1, stride=2, bias=False)
+        self.neuron = arch_neuron(arch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(self.conv(x))
+
+
+@STEMS.register("qkformer")
+class QKFormerStem(nn.Module):
+    @staticmethod
+    def validate(arch: ArchConfig) -> None:
+        if arch.stem_downsample != 2:
+            raise ArchConfigError("stem_downsample", f"stem qkformer reduces by 4 (stem_downsample 2), got {arch.stem_downsample}")
+        if arch.dims[0] % 2:
+            raise ArchConfigError("dims", f"stem qkformer needs an even dims[0], got {arch.dims[0]}")
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        d = arch.dims[0]
+        self.first = _PoolThenSpike(arch, arch.in_channels, d // 2)
+        self.second = _PoolThenSpike(arch, d // 2, d)
+        self.third = _ConvBNSpike(arch, d, d)
+        self.shortcut = StridedShortcut(arch, d // 2, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.first(x)  # [T, B, D/2, H/2, W/2] spikes
+        return self.third(self.second(feat)) + self.shortcut(feat)  # spike + spike, [T, B, D, H/4, W/4]
 
 
 @STEMS.register("conv7")

@@ -8,11 +8,20 @@ it does not; our own count is always computed, never copied). Sources:
   bias-free 1x1 convs, CIFAR q/k/v are Linear with bias; matmul order Q(K^T V) on ImageNet.
 * Spikformer V2: Zhou et al., arXiv 2401.02020 (SCS stem; its layers are an interpretation).
 * SpikingResformer: Shi, Hao & Yu, CVPR 2024, Table 1 (params exclude BatchNorm).
-* A2OS2A: Guo et al., CVPR 2025 (arXiv 2503.00226): Spike-driven Transformer backbone of the
-  same sizes as Spikformer 8-512 / 10-512.
-* Spikingformer: Zhou et al., arXiv 2304.11954: Spikformer's shapes with membrane (MS) shortcuts;
-  its public ImageNet log is the energy regression case of ``energy``.
+* A2OS2A: Guo et al., CVPR 2025 (arXiv 2503.00226): Spike-driven Transformer backbone (its
+  stem, membrane shortcut and head neuron) of the same sizes as Spikformer 8-512 / 10-512;
+  (Q K^T) V as every available description computes it; the paper's ternary neuron.
+* Spikingformer: Zhou et al., arXiv 2304.11954: Spikformer's shapes with membrane (MS) shortcuts
+  and its own tokenizer; its public ImageNet log is the energy regression case of ``energy``.
+* Spike-driven Transformer: Yao et al., NeurIPS 2023, Table 3 and the official repository's
+  README (BICLab/Spike-Driven-Transformer); layers as its code.
+* QKFormer: Zhou et al., NeurIPS 2024, ImageNet table (HST-10-384 / 512 / 768); layers as the
+  official code (zhouchenlin2096/QKFormer imagenet/qkformer.py).
 * LSFormer: arXiv 2605.13887 (abstract only public): an snnas configuration, not a published one.
+
+Each entry says where its layers come from (``source``: official code, paper table,
+third-party, snnas's interpretation) and where its published figures come from (``cited``);
+``tests/nas/models/test_zoo.py`` checks the figures against a table that cites them.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ class ZooEntry:
     published_params_m: float | None = None  # millions, as printed in the paper
     published: dict[str, float] = field(default_factory=dict)  # e.g. {"imagenet_top1": 74.81}
     interpretation: str = ""  # what is snnas's reading rather than the paper's statement
+    source: str = "official code"  # where the layers come from: official code | paper | third-party | snnas
+    cited: str = ""  # where the published figures come from (table, repository file)
 
     def build(self):
         return build_model(self.arch)
@@ -52,6 +63,9 @@ RESFORMER = "SpikingResformer (Shi et al., CVPR 2024)"
 A2OS2A = "A2OS2A Spiking Transformer (Guo et al., CVPR 2025)"
 LSFORMER = "LSFormer (arXiv 2605.13887)"
 SPIKINGFORMER = "Spikingformer (Zhou et al., arXiv 2304.11954)"
+SDT = "Spike-driven Transformer (Yao et al., NeurIPS 2023)"
+QKFORMER = "QKFormer (Zhou et al., NeurIPS 2024)"
+SOURCES = ("official code", "paper", "third-party", "snnas")
 
 IMAGENET = dict(img_size=224, num_classes=1000, time_steps=4)
 CIFAR10 = dict(img_size=32, num_classes=10, time_steps=4)
@@ -78,50 +92,86 @@ def _resformer(dims: tuple[int, int, int], heads: tuple[int, int, int], *, cifar
                       group_width=64, surrogate="atan", qkv_bias=False, proj_bias=False, head_bias=False)
 
 
+def _sdt(depth: int, dim: int, attention: str = "sdsa", **kw) -> ArchConfig:
+    """Spike-driven Transformer backbone: MS-SPS stem, membrane shortcut, neuron before the head."""
+    return ArchConfig(**IMAGENET, stem="sdt", stem_downsample=4, depths=(depth,), dims=(dim,), heads=(8,),
+                      attention=(attention,), patch_sizes=(1,), residual="membrane", mlp="mlp", qkv_bias=False,
+                      proj_bias=True, head_bias=True, head_neuron=True, **kw)
+
+
 def _a2os2a(depth: int) -> ArchConfig:
-    return ArchConfig(**IMAGENET, stem="sps", stem_downsample=4, depths=(depth,), dims=(512,), heads=(8,),
-                      attention=("a2os2a",), patch_sizes=(1,), attn_order="kv_first", residual="membrane",
+    return _sdt(depth, 512, "a2os2a", attn_order="qk_first", neuron="lif", ternary="a2os2a")
+
+
+def _qkformer(dim: int, heads: int) -> ArchConfig:
+    """Hierarchical: Q-K token attention in stages 1-2, SSA in stage 3; widths D/4, D/2, D."""
+    return ArchConfig(**IMAGENET, stem="qkformer", stem_downsample=2, depths=(1, 2, 7),
+                      dims=(dim // 4, dim // 2, dim), heads=(heads,) * 3, attention=("qk", "qk", "ssa"),
+                      patch_sizes=(1, 1, 1), downsample="qkformer", attn_order="kv_first", residual="spike",
                       mlp="mlp", qkv_bias=False, proj_bias=True, head_bias=True)
+
+
+SPIKFORMER_T = "Spikformer Table 3 (ImageNet, params, top-1, energy) / Table 1 (CIFAR-10)"
+SDT_T = "SDT Table 3 (ImageNet, T=4); official README results table"
+QKF_T = "QKFormer Table 2 (ImageNet, T=4)"
+RESFORMER_T = "SpikingResformer Table 1 (ImageNet, params without BatchNorm)"
 
 
 _ENTRIES = [
     ZooEntry("spikformer-8-384", _spikformer_imagenet(8, 384), SPIKFORMER, "all", 16.81,
-             {"imagenet_top1": 70.24, "energy_mj": 7.73}),
+             {"imagenet_top1": 70.24, "energy_mj": 7.73}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-6-512", _spikformer_imagenet(6, 512), SPIKFORMER, "all", 23.37,
-             {"imagenet_top1": 72.46}),
+             {"imagenet_top1": 72.46}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-8-512", _spikformer_imagenet(8, 512), SPIKFORMER, "all", 29.68,
-             {"imagenet_top1": 73.38, "energy_mj": 11.58}),
+             {"imagenet_top1": 73.38, "energy_mj": 11.58}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-10-512", _spikformer_imagenet(10, 512), SPIKFORMER, "all", 36.01,
-             {"imagenet_top1": 73.68}),
+             {"imagenet_top1": 73.68}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-8-768", _spikformer_imagenet(8, 768), SPIKFORMER, "all", 66.34,
-             {"imagenet_top1": 74.81, "energy_mj": 21.48}),
-    ZooEntry("spikingformer-8-512", _spikformer_imagenet(8, 512).replace(residual="membrane"), SPIKINGFORMER, "all",
-             29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46}),
-    ZooEntry("spikformer-4-256", _spikformer_cifar(4, 256), SPIKFORMER, "all", 4.15),
-    ZooEntry("spikformer-2-384", _spikformer_cifar(2, 384), SPIKFORMER, "all", 5.76),
-    ZooEntry("spikformer-4-384", _spikformer_cifar(4, 384), SPIKFORMER, "all", 9.32, {"cifar10_top1": 95.19}),
+             {"imagenet_top1": 74.81, "energy_mj": 21.48}, cited=SPIKFORMER_T),
+    ZooEntry("spikingformer-8-512", _spikformer_imagenet(8, 512).replace(residual="membrane", stem="spikingformer"),
+             SPIKINGFORMER, "all", 29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46},
+             cited="Spikingformer Table (ImageNet 8-512); energy: its public log"),
+    ZooEntry("spikformer-4-256", _spikformer_cifar(4, 256), SPIKFORMER, "all", 4.15, cited=SPIKFORMER_T),
+    ZooEntry("spikformer-2-384", _spikformer_cifar(2, 384), SPIKFORMER, "all", 5.76, cited=SPIKFORMER_T),
+    ZooEntry("spikformer-4-384", _spikformer_cifar(4, 384), SPIKFORMER, "all", 9.32, {"cifar10_top1": 95.19},
+             cited=SPIKFORMER_T),
     ZooEntry("spikformer-v2-8-512", _spikformer_imagenet(8, 512).replace(stem="scs"), SPIKFORMER_V2, "all",
              None, {"imagenet_top1": 80.38},
-             interpretation="SCS layer list not public: snnas's strided + supplementary conv stem"),
+             interpretation="SCS layer list not public: snnas's strided + supplementary conv stem", source="snnas",
+             cited="Spikformer V2 ImageNet table (8-512, T=4)"),
     ZooEntry("spikingresformer-ti", _resformer((64, 192, 384), (1, 3, 6)), RESFORMER, "no_bn", 11.14,
-             {"imagenet_top1": 74.34, "energy_mj": 2.46}),
+             {"imagenet_top1": 74.34, "energy_mj": 2.46}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-s", _resformer((64, 256, 512), (1, 4, 8)), RESFORMER, "no_bn", 17.76,
-             {"imagenet_top1": 75.95, "energy_mj": 3.37}),
+             {"imagenet_top1": 75.95, "energy_mj": 3.37}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-m", _resformer((64, 384, 768), (1, 6, 12)), RESFORMER, "no_bn", None,
-             {"imagenet_top1": 77.24}),
+             {"imagenet_top1": 77.24}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-l", _resformer((128, 512, 1024), (2, 8, 16)), RESFORMER, "no_bn", None,
-             {"imagenet_top1": 78.77}),
+             {"imagenet_top1": 78.77}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-cifar", _resformer((64, 192, 384), (1, 3, 6), cifar=True), RESFORMER, "no_bn",
-             None, {"cifar10_top1": 97.40}),
+             None, interpretation="CIFAR stem of the paper's transfer experiment; no direct-trained CIFAR-10 figure is "
+                                  "published (its 97.40% is ImageNet-pretrained transfer at 128x128)"),
     ZooEntry("a2os2a-8-512", _a2os2a(8), A2OS2A, "all", None,
-             interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer"),
+             interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer",
+             source="third-party"),
     ZooEntry("a2os2a-10-512", _a2os2a(10), A2OS2A, "all", None, {"imagenet_top1": 78.66},
-             interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer"),
+             interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer",
+             source="third-party", cited="A2OS2A Table (ImageNet, T=4)"),
+    ZooEntry("sdt-8-384", _sdt(8, 384), SDT, "all", 16.81, {"imagenet_top1": 72.28, "energy_mj": 3.90}, cited=SDT_T),
+    ZooEntry("sdt-6-512", _sdt(6, 512), SDT, "all", 23.37, {"imagenet_top1": 74.11, "energy_mj": 3.56}, cited=SDT_T),
+    ZooEntry("sdt-8-512", _sdt(8, 512), SDT, "all", 29.68, {"imagenet_top1": 74.57, "energy_mj": 4.50}, cited=SDT_T),
+    ZooEntry("sdt-10-512", _sdt(10, 512), SDT, "all", 36.01, {"imagenet_top1": 74.66, "energy_mj": 5.53}, cited=SDT_T),
+    ZooEntry("sdt-8-768", _sdt(8, 768), SDT, "all", 66.34, {"imagenet_top1": 77.07, "energy_mj": 6.09}, cited=SDT_T),
+    ZooEntry("qkformer-10-384", _qkformer(384, 6), QKFORMER, "all", 16.47, {"imagenet_top1": 78.80, "energy_mj": 15.13},
+             cited=QKF_T),
+    ZooEntry("qkformer-10-512", _qkformer(512, 8), QKFORMER, "all", 29.08, {"imagenet_top1": 82.04, "energy_mj": 21.99},
+             cited=QKF_T),
+    ZooEntry("qkformer-10-768", _qkformer(768, 12), QKFORMER, "all", 64.96, {"imagenet_top1": 84.22, "energy_mj": 38.91},
+             cited=QKF_T),
     ZooEntry("lsformer-4-384",
              ArchConfig(img_size=64, num_classes=200, time_steps=4, stem="sps", stem_downsample=3, stem_pool="spool",
                         depths=(4,), dims=(384,), heads=(6,), attention=("ls_ssa",), patch_sizes=(1,), window=3,
                         dilations=(1, 2, 3), residual="spike", mlp="mlp", qkv_bias=False, proj_bias=True),
-             LSFORMER, "all", None,
+             LSFORMER, "all", None, source="snnas",
              interpretation="Tiny-ImageNet 64x64 setting; window 3, dilations (1, 2, 3) and SPooling are snnas's reading of the abstract"),
 ]
 

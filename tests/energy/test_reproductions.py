@@ -40,8 +40,9 @@ BLOCK_INPUT_RATES = [(17.66, 29.78, 26.77, 3.29), (33.80, 30.96, 33.02, 2.96), (
                      (34.23, 10.68, 32.27, 0.57), (31.77, 9.48, 29.92, 1.38)]
 QKV_OUTPUT_RATES = [(17.2, 3.6, 7.0), (11.6, 4.0, 7.2), (10.7, 4.4, 7.5), (8.2, 5.0, 7.7), (6.4, 4.3, 7.1),
                     (7.7, 3.1, 7.3), (7.0, 2.4, 7.3), (9.7, 2.8, 8.0)]
-SPS_RATES = {"stem.convs.1.conv.conv": 25.83, "stem.convs.2.conv.conv": 15.34, "stem.convs.3.conv.conv": 13.11,
-             "stem.rpe.conv": 12.96}
+# Spikingformer's tokenizer: convs 2..4 and the last (its "rpe" conv, no residual), after a neuron each
+SPS_RATES = {"stem.rounds.0.conv.conv": 25.83, "stem.rounds.1.conv.conv": 15.34, "stem.rounds.2.conv.conv": 13.11,
+             "stem.rounds.3.conv.conv": 12.96}
 
 
 def _published_rates():

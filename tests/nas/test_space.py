@@ -80,7 +80,7 @@ def test_sampling_always_gives_a_valid_arch_config(sampler):
                                                                           for j in range(arch.num_stages)]))
         seen.update(arch.attention)
         study.tell(trial, [float(i % 7), float(i % 5)])
-    assert seen == {"ssa", "dssa", "a2os2a", "ls_ssa"}
+    assert seen == {"ssa", "dssa", "a2os2a", "ls_ssa", "sdsa", "qk"}
 
 
 def test_dependent_choices_are_repaired_not_refused():

@@ -44,8 +44,8 @@ def test_every_downsampling_mlp_and_residual_style_trains(residual, downsample, 
 
 @pytest.mark.parametrize("stem_pool", ["maxpool", "spool"])
 @pytest.mark.parametrize("stem_downsample", [0, 1, 2])
-def test_sps_and_scs_stems_reduce_by_the_configured_factor(stem_pool, stem_downsample):
-    for stem in ("sps", "scs"):
+def test_sps_scs_sdt_and_spikingformer_stems_reduce_by_the_configured_factor(stem_pool, stem_downsample):
+    for stem in ("sps", "scs", "sdt", "spikingformer"):
         arch = tiny_arch(stem=stem, stem_pool=stem_pool, stem_downsample=stem_downsample, depths=(1,),
                          dims=(16,), heads=(2,), attention=("ssa",), patch_sizes=(1,))
         out = build_model(arch).stem(torch.rand(2, 1, 3, 16, 16))

@@ -49,12 +49,13 @@ def test_fused_lif_and_plif_equal_spikingjelly_bit_for_bit(cls, options, sur):
 
 
 @pytest.mark.parametrize("sur", ["sigmoid", "atan"])
-def test_fused_ternary_equals_its_step_by_step_autograd(sur, monkeypatch):
+@pytest.mark.parametrize("variant, tau", [("a2os2a", 2.0), ("a2os2a", 10.0), ("ternary_spike", 2.0), ("lif", 1.25)])
+def test_fused_ternary_equals_its_step_by_step_autograd(sur, variant, tau, monkeypatch):
     torch.manual_seed(0)
     x = torch.randn(5, 3, 40) * 2
-    got = _twice(neurons.TernaryLIF(surrogate=sur), x)
+    got = _twice(neurons.TernaryLIF(surrogate=sur, variant=variant, tau=tau), x)
     monkeypatch.setattr(neurons, "fused_ternary", lambda *a, **k: None)
-    want = _twice(neurons.TernaryLIF(surrogate=sur), x)
+    want = _twice(neurons.TernaryLIF(surrogate=sur, variant=variant, tau=tau), x)
     for a, b in zip(want, got):
         assert torch.equal(a, b)
 

@@ -8,7 +8,8 @@ from nas.models.params import count_parameters
 from nas.models.zoo import ZOO, get
 
 REQUIRED = [f"spikformer-{v}" for v in ("8-384", "6-512", "8-512", "10-512", "8-768", "4-256", "2-384", "4-384")] + \
-    [f"spikingresformer-{v}" for v in ("ti", "s", "m", "l", "cifar")] + ["a2os2a-8-512", "a2os2a-10-512"]
+    [f"spikingresformer-{v}" for v in ("ti", "s", "m", "l", "cifar")] + ["a2os2a-8-512", "a2os2a-10-512"] + \
+    ["sdt-8-384", "sdt-8-512", "qkformer-10-384", "qkformer-10-512"]
 
 
 def test_zoo_holds_every_required_variant_and_an_lsformer_and_a_v2_configuration():
@@ -61,3 +62,55 @@ def test_every_zoo_model_runs_a_forward_pass_at_its_published_resolution(name):
     with torch.no_grad():
         logits = build_model(arch).eval()(torch.rand(1, arch.in_channels, arch.img_size, arch.img_size))
     assert logits.shape == (1, arch.num_classes) and torch.isfinite(logits).all()
+
+
+# The published figures, each with where it is printed. The zoo must carry exactly these.
+PUBLISHED = {
+    # Spikformer (Zhou et al., ICLR 2023), Table 3 (ImageNet: params M, top-1 %, energy mJ) and Table 1 (CIFAR-10)
+    "spikformer-8-384": (16.81, {"imagenet_top1": 70.24, "energy_mj": 7.73}),
+    "spikformer-6-512": (23.37, {"imagenet_top1": 72.46}),
+    "spikformer-8-512": (29.68, {"imagenet_top1": 73.38, "energy_mj": 11.58}),
+    "spikformer-10-512": (36.01, {"imagenet_top1": 73.68}),
+    "spikformer-8-768": (66.34, {"imagenet_top1": 74.81, "energy_mj": 21.48}),
+    "spikformer-4-256": (4.15, {}),
+    "spikformer-2-384": (5.76, {}),
+    "spikformer-4-384": (9.32, {"cifar10_top1": 95.19}),
+    # Spikingformer (arXiv 2304.11954), ImageNet table; 7.46 mJ also in its public energy log
+    "spikingformer-8-512": (29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46}),
+    # Spikformer V2 (arXiv 2401.02020), ImageNet 8-512 T=4
+    "spikformer-v2-8-512": (None, {"imagenet_top1": 80.38}),
+    # SpikingResformer (CVPR 2024), Table 1: params without BatchNorm; CIFAR: no direct-trained figure
+    "spikingresformer-ti": (11.14, {"imagenet_top1": 74.34, "energy_mj": 2.46}),
+    "spikingresformer-s": (17.76, {"imagenet_top1": 75.95, "energy_mj": 3.37}),
+    "spikingresformer-m": (None, {"imagenet_top1": 77.24}),
+    "spikingresformer-l": (None, {"imagenet_top1": 78.77}),
+    "spikingresformer-cifar": (None, {}),
+    # A2OS2A (CVPR 2025): 10-512 on ImageNet, T=4
+    "a2os2a-8-512": (None, {}),
+    "a2os2a-10-512": (None, {"imagenet_top1": 78.66}),
+    # Spike-driven Transformer (NeurIPS 2023), Table 3 / official README (ImageNet, T=4)
+    "sdt-8-384": (16.81, {"imagenet_top1": 72.28, "energy_mj": 3.90}),
+    "sdt-6-512": (23.37, {"imagenet_top1": 74.11, "energy_mj": 3.56}),
+    "sdt-8-512": (29.68, {"imagenet_top1": 74.57, "energy_mj": 4.50}),
+    "sdt-10-512": (36.01, {"imagenet_top1": 74.66, "energy_mj": 5.53}),
+    "sdt-8-768": (66.34, {"imagenet_top1": 77.07, "energy_mj": 6.09}),
+    # QKFormer (NeurIPS 2024), ImageNet table, HST-10-384 / 512 / 768 at T=4 (224 px)
+    "qkformer-10-384": (16.47, {"imagenet_top1": 78.80, "energy_mj": 15.13}),
+    "qkformer-10-512": (29.08, {"imagenet_top1": 82.04, "energy_mj": 21.99}),
+    "qkformer-10-768": (64.96, {"imagenet_top1": 84.22, "energy_mj": 38.91}),
+    # LSFormer (arXiv 2605.13887): abstract only, no configuration published
+    "lsformer-4-384": (None, {}),
+}
+
+
+def test_every_zoo_entry_carries_exactly_the_cited_published_figures_and_names_its_source():
+    from nas.models.zoo import SOURCES
+
+    assert set(ZOO) == set(PUBLISHED)
+    for name, (params, figures) in PUBLISHED.items():
+        entry = ZOO[name]
+        assert entry.published_params_m == params and dict(entry.published) == figures, name
+        assert entry.source in SOURCES, name
+        assert entry.cited or not (params or figures), f"{name}: published figures without a citation"
+        if entry.source == "snnas" or entry.source == "third-party":
+            assert entry.interpretation, f"{name}: an interpretation must say what is snnas's reading"
