@@ -40,6 +40,12 @@ def _with(path, value):
     ("global.dilations", [[1], [0, 2]], "global.dilations[1]"),
     ("global.window", [3, 4], "global.window[1]"),  # ArchConfig's own rule: odd windows
     ("global.window", {"low": 3, "high": 5}, "global.window"),  # a range that holds an even window
+    ("global.v_threshold", [1.0, "high"], "global.v_threshold[1]"),  # a number is needed
+    ("global.v_threshold", [1.0, -1.0], "global.v_threshold[1]"),  # positive
+    ("global.tau", [2.0, float("nan")], "global.tau[1]"),  # finite
+    ("global.tau", [0.5], "global.tau"),  # ArchConfig's own rule: tau >= 1
+    ("global.tau", {"low": 1, "high": 3}, "global.tau"),  # ranges are for integers
+    ("global.ternary", ["a2os2a", "binary"], "global.ternary[1]"),
 ])
 def test_each_kind_of_bad_space_names_the_key(path, value, where):
     with pytest.raises(SpaceError) as info:
