@@ -125,7 +125,7 @@ def setup(threads: int | None):
     split = ProxySplit.make(load_dataset("digits"), train_size=d.train_size, val_size=d.val_size,
                             resolution=d.resolution, seed=d.seed)
     space = SearchSpace.from_yaml(BENCHMARK_SPACE)
-    return split, space, DataShape(split.resolution, split.channels, split.num_classes)
+    return split, space, DataShape(split.resolution, split.channels, split.num_classes, split.time_steps)
 
 
 def draw_archs(space, shape, draw: int, n: int) -> list[ArchConfig]:

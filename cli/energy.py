@@ -103,7 +103,7 @@ def _random_input(shape: str, seed: int):
 
 def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
     """(tensor, description)."""
-    from nas.data import held_out_part, load_dataset, sample_digits, sample_images
+    from nas.data import held_out_part, load_dataset, model_input, sample_digits, sample_images
 
     arch = m.arch
     if data is None and input_file is None and shape is None and m.data_spec:
@@ -118,11 +118,17 @@ def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
             what = "images"
         images = sample_images(dataset, samples, channels=arch.in_channels if arch else None,
                                size=arch.img_size if arch else None)
+        if images.dim() == 5:  # event frames [N, T, C, H, W] -> the models' [T, B, C, H, W]
+            return model_input(images), f"{len(images)} event samples ({images.shape[1]} frames) of {data}"
         return images, f"{len(images)} {what} of {data}"
     if input_file is not None:
         return _read_input(input_file), f"file {input_file}"
     if shape is not None:
         return _random_input(shape, seed)
+    if arch is not None and arch.in_channels == 2:  # an event-camera model: simulated events of the digits
+        frames = sample_images(load_dataset(f"digits-dvs@{arch.time_steps}"), samples, channels=2, size=arch.img_size)
+        return model_input(frames), (f"{len(frames)} simulated event samples of the embedded digits (digits-dvs, "
+                                     f"{arch.time_steps} frames) fitted to {arch.img_size}x{arch.img_size}")
     if arch is not None:
         digits = sample_digits(samples, channels=arch.in_channels, size=arch.img_size)
         return digits, f"{len(digits)} embedded MNIST digits resized to {arch.img_size}x{arch.img_size}"
@@ -195,8 +201,8 @@ def energy(
                           "firing are then not meaningful", markup=False, highlight=False)
     dev = resolve_device(device)
     m.module, x = m.module.to(dev), x.to(dev)
-    if m.arch is not None and x.dim() == 5 and batch_dim == 0:
-        batch_dim = 1  # snnas event frames are [T, B, C, H, W]
+    if (m.arch is not None or data is not None) and x.dim() == 5 and batch_dim == 0:
+        batch_dim = 1  # snnas models and event data take frames as [T, B, C, H, W]
     counts = _count(m, x, batch_dim=batch_dim, effective=conv.needs_effective, bn_folded=bn is BatchNorm.folded,
                     desc=desc)
     estimates = [estimate(counts, p, convention=convention, memory=memory) for p in profiles]

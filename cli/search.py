@@ -359,7 +359,7 @@ def _prepare(settings, space_file, data, device, worker_index):
     dataset = load_dataset(data)
     split = ProxySplit.make(dataset, train_size=settings.train_size, val_size=settings.val_size,
                             resolution=settings.resolution, seed=settings.seed)
-    check_settings(settings, space, DataShape(split.resolution, split.channels, split.num_classes))
+    check_settings(settings, space, DataShape(split.resolution, split.channels, split.num_classes, split.time_steps))
     try:
         settings.study_dir.mkdir(parents=True, exist_ok=True)
         import tempfile

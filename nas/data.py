@@ -9,8 +9,12 @@
   ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` file itself; read without torchvision.
 * ``folder:DIR`` or a DIR with one sub-folder of images per class.
 * ``FILE.npz`` with ``x`` (N x H x W, N x H x W x C or N x C x H x W) and ``y`` (N integer labels).
+* event-camera data (``nas.events``): ``digits-dvs`` (simulated events from the embedded digits),
+  ``n-mnist:DIR``, ``n-caltech101:DIR``, ``dvs-gesture:DIR``, ``cifar10-dvs:DIR``; ``KIND@T:...``
+  sets the number of frames T. Their images are frames ``[N, T, 2, H, W]`` (event counts).
 
-Images become float tensors ``[N, C, H, W]`` in [0, 1]. ``ProxySplit`` then fixes, with one seed, a
+Images become float tensors ``[N, C, H, W]`` in [0, 1] (event data: ``[N, T, C, H, W]``; a
+model takes a batch of them as ``model_input(x)``, its ``[T, B, C, H, W]`` layout). ``ProxySplit`` then fixes, with one seed, a
 training and a held-out subset at the proxy's resolution, identical for every candidate.
 """
 
@@ -47,11 +51,23 @@ class Dataset:
     test_from: int | None = None  # the dataset's own test set starts here (CIFAR's test batch)
 
     @property
+    def time_steps(self) -> int | None:
+        """T of event frames ``[N, T, C, H, W]``; None for images."""
+        return int(self.images.shape[1]) if self.images.dim() == 5 else None
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[-3])
+
+    @property
     def fingerprint(self) -> str:
         """sha256 (16 hex) of the images and labels: stored with a study, checked on resume."""
         digest = hashlib.sha256()
         digest.update(str(tuple(self.images.shape)).encode())
-        digest.update((self.images * 255).round().to(torch.uint8).numpy().tobytes())
+        if self.images.dim() == 5:  # event counts: exact values, not 8-bit pixels
+            digest.update(self.images.contiguous().numpy().tobytes())
+        else:
+            digest.update((self.images * 255).round().to(torch.uint8).numpy().tobytes())
         digest.update(self.labels.numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -185,10 +201,16 @@ def load_npz(path: Path) -> Dataset:
             from None
 
 
-def load_dataset(spec: str) -> Dataset:
-    """Load a dataset from a spec (see the module docstring)."""
+def load_dataset(spec: str, *, progress=None) -> Dataset:
+    """Load a dataset from a spec (see the module docstring). ``progress(done, total)`` follows
+    the first reading of an event dataset (later runs read the frame cache)."""
     if spec == "digits":
         return load_digits()
+    from nas.events import load_events, parse_spec
+
+    event = parse_spec(spec)
+    if event is not None:
+        return load_events(*event, progress=progress)
     kind, _, rest = spec.partition(":")
     if kind in ("cifar10", "cifar100", "folder") and rest:
         path = Path(rest)
@@ -204,12 +226,33 @@ def load_dataset(spec: str) -> Dataset:
         if _cifar_members(path):
             return load_cifar(path)
         return load_image_folder(path)
-    raise DataError(f"{spec}: not a data spec (digits, cifar10:DIR, cifar100:DIR, folder:DIR, DIR or FILE.npz) "
-                    "or no such path")
+    raise DataError(f"{spec}: not a data spec (digits, digits-dvs, cifar10:DIR, cifar100:DIR, folder:DIR, "
+                    "n-mnist:DIR, n-caltech101:DIR, dvs-gesture:DIR, cifar10-dvs:DIR, DIR or FILE.npz) or no such path")
+
+
+def model_input(x: torch.Tensor) -> torch.Tensor:
+    """A batch as the models take it: images ``[B, C, H, W]`` as they are, event frames
+    ``[B, T, C, H, W]`` as ``[T, B, C, H, W]``."""
+    return x.transpose(0, 1) if x.dim() == 5 else x
 
 
 def fit_images(images: torch.Tensor, *, channels: int, size: int) -> torch.Tensor:
-    """Resize ``[N, C, H, W]`` images to ``size`` x ``size`` and repeat or average to ``channels``."""
+    """Resize ``[N, C, H, W]`` images to ``size`` x ``size`` and repeat or average to ``channels``.
+    Event frames ``[N, T, C, H, W]`` must already have ``channels`` polarities; they shrink by area
+    averaging and grow by zero padding around them (a larger field of the same pixels: event
+    counts stay whole numbers)."""
+    if images.dim() == 5:
+        n, t, c, h, w = images.shape
+        if c != channels:
+            raise DataError(f"event frames have {c} polarity channels; the model takes {channels}")
+        if h == size and w == size:
+            return images
+        flat = images.flatten(0, 1)
+        if size < h or size < w:
+            flat = F.interpolate(flat, size=(min(size, h), min(size, w)), mode="area")
+        top, left = (size - flat.shape[-2]) // 2, (size - flat.shape[-1]) // 2
+        flat = F.pad(flat, (left, size - flat.shape[-1] - left, top, size - flat.shape[-2] - top))
+        return flat.unflatten(0, (n, t))
     if images.shape[-1] != size or images.shape[-2] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     if images.shape[1] == channels:
@@ -248,13 +291,18 @@ class ProxySplit:
         key = f"{data.fingerprint}:{train_size}:{val_size}:{resolution}:{seed}"
         if allowed is not None and not _same_split((train, val), _cut(everything, train_size, val_size, data.name)):
             key += ":training-part"  # the split differs from the one drawn from all images before test sets were kept
-        x = fit_images(data.images, channels=data.images.shape[1], size=resolution)
+        x = fit_images(data.images, channels=data.channels, size=resolution)
         return cls(x[train], data.labels[train], x[val], data.labels[val], data.num_classes,
                    hashlib.sha256(key.encode()).hexdigest()[:16])
 
     @property
     def channels(self) -> int:
-        return int(self.train_x.shape[1])
+        return int(self.train_x.shape[-3])
+
+    @property
+    def time_steps(self) -> int | None:
+        """T of event frames; None for images."""
+        return int(self.train_x.shape[1]) if self.train_x.dim() == 5 else None
 
     @property
     def resolution(self) -> int:

@@ -37,7 +37,7 @@ def evaluate_model(model: torch.nn.Module, arch: ArchConfig, data: Dataset, *, p
                    batch: int = 256) -> dict:
     """Accuracy and loss on every held-out image; counts and energy on ``samples`` of them, drawn as
     ``snnas energy --data`` draws them (seed 0), so the two commands agree on the same model."""
-    from nas.data import held_out_part, sample_images
+    from nas.data import held_out_part, model_input, sample_images
     from nas.train import test_scores
 
     _, (test_x, test_y) = held_out_split(data)
@@ -48,7 +48,8 @@ def evaluate_model(model: torch.nn.Module, arch: ArchConfig, data: Dataset, *, p
     acc, loss = test_scores(model, x, test_y, batch=batch, device=device)
     counted = copy.deepcopy(model).cpu()  # the counter runs on the CPU, per sample
     n = max(1, min(samples, len(test_y)))
-    counts = count_ops(counted, sample_images(held_out_part(data), n, channels=arch.in_channels, size=arch.img_size))
+    drawn = model_input(sample_images(held_out_part(data), n, channels=arch.in_channels, size=arch.img_size))
+    counts = count_ops(counted, drawn, batch_dim=drawn.dim() - 4)
     energies = [estimate(counts, p, convention=convention) for p in profiles]
     updates = counts.total("neuron_updates")
     return {

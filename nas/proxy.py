@@ -22,7 +22,7 @@ from torch import nn
 
 from energy.counting import OpCounts, count_ops, is_neuron
 from nas.arch import ArchConfig
-from nas.data import ProxySplit
+from nas.data import ProxySplit, model_input
 from nas.models import build_model
 from nas.models.attention.dssa import calibrate_rates
 
@@ -135,7 +135,7 @@ def train(model: nn.Module, split: ProxySplit, settings: ProxySettings, device: 
         for group in optimiser.param_groups:
             group["lr"] = _lr(step, settings)
         functional.reset_net(model)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(model_input(x)), y)
         if not torch.isfinite(loss):
             raise CandidateFailed(f"training loss became {loss.item()} at step {step}")
         optimiser.zero_grad(set_to_none=True)
@@ -199,7 +199,7 @@ def _tally(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int, de
     total = torch.zeros(3, dtype=torch.float64)
     for start in range(0, len(y), batch):
         functional.reset_net(model)
-        total += _judge(model(x[start:start + batch].to(device)), y[start:start + batch])
+        total += _judge(model(model_input(x[start:start + batch].to(device))), y[start:start + batch])
     functional.reset_net(model)
     return total
 
@@ -219,7 +219,8 @@ def evaluate(model: nn.Module, split: ProxySplit, settings: ProxySettings,
     handle = model.register_forward_hook(lambda module, args, output: seen.__setitem__("logits", output))
     start = time.perf_counter()
     try:
-        counts = count_ops(model, split.val_x[:n].to(device), per_sample=False)  # real digits: one class
+        counted = model_input(split.val_x[:n].to(device))
+        counts = count_ops(model, counted, batch_dim=counted.dim() - 4, per_sample=False)  # real digits: one class
     finally:
         handle.remove()
     count_s = time.perf_counter() - start
@@ -259,7 +260,7 @@ def sahd_score(model: nn.Module, batches: list[torch.Tensor]) -> float:
 
         handles = [m.register_forward_hook(hook) for m in probe.modules() if is_neuron(m)]
         functional.reset_net(probe)
-        probe(x)
+        probe(model_input(x))
         for h in handles:
             h.remove()
         if seen[0] == 0:
@@ -329,7 +330,7 @@ def zero_cost_proxy(arch: ArchConfig, split: ProxySplit, settings: ProxySettings
     if not math.isfinite(score):
         raise CandidateFailed("zero-cost score undefined: every sample gives the same spike patterns")
     scored = time.perf_counter()
-    counted = split.val_x[:settings.energy_samples].to(device)
+    counted = model_input(split.val_x[:settings.energy_samples].to(device))
     calibrate_rates(model, counted)  # untrained DSSA scales: set as the first training step would
-    counts = count_ops(model, counted, per_sample=False)
+    counts = count_ops(model, counted, batch_dim=counted.dim() - 4, per_sample=False)
     return ProxyResult(float("nan"), float("nan"), counts, 0.0, 0.0, time.perf_counter() - scored, score, scored - start)

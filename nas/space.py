@@ -173,6 +173,7 @@ class DataShape:
     img_size: int
     in_channels: int
     num_classes: int
+    time_steps: int | None = None  # event frames fix T; images leave it to the space
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,15 @@ class SearchSpace:
 
     def check_data(self, shape: DataShape) -> None:
         """Every stem and stage count must fit the data's image size (checked before a study starts).
-        Divisibility by 2^k implies it for every smaller k, so the largest reduction decides."""
+        Divisibility by 2^k implies it for every smaller k, so the largest reduction decides.
+        Event data brings its own T: the space's time_steps must offer it."""
+        if shape.time_steps is not None and "time_steps" in self.globals:
+            offered = self.globals["time_steps"]
+            if shape.time_steps not in offered.values():
+                raise SpaceError("global.time_steps", f"the data has {shape.time_steps} frames per sample, and the space "
+                                                      f"offers {_show(offered)}; use a space with time_steps: "
+                                                      f"{shape.time_steps}, or event data at T in {_show(offered)} "
+                                                      "(KIND@T)")
         n = self.stages.largest()
         for stem in (self.globals["stem"].values() if "stem" in self.globals else ["sps"]):
             sd = FIXED_REDUCTION[stem] if stem in FIXED_REDUCTION else \
@@ -300,12 +309,15 @@ class SearchSpace:
     def suggest(self, trial, shape: DataShape) -> ArchConfig:
         n = self.stages.suggest(trial, "stages")
         stage = {k: [p.suggest(trial, f"{k}_{i}") for i in range(n)] for k, p in self.per_stage.items()}
-        g = {k: p.suggest(trial, k) for k, p in self.globals.items()}
+        g = {k: p.suggest(trial, k) for k, p in self.globals.items()
+             if not (k == "time_steps" and shape.time_steps is not None)}  # event data fixes T
         return self.assemble(n, stage, g, shape)
 
     def assemble(self, n: int, stage: Mapping[str, list], g: dict, shape: DataShape) -> ArchConfig:
         """Build the ArchConfig of one sample, repairing dependent choices (see module docstring)."""
         g = dict(g)
+        if shape.time_steps is not None:
+            g["time_steps"] = shape.time_steps
         if g.get("stem") in FIXED_REDUCTION:
             g["stem_downsample"] = FIXED_REDUCTION[g["stem"]]
         sd = g.get("stem_downsample", 2)

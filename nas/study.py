@@ -253,7 +253,7 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     trials no live worker owns, ask for a candidate (or wait while the rest of the budget runs
     elsewhere), reuse an earlier result for a re-proposed architecture, prune it if over
     ``--max-params``, else evaluate it and tell the study."""
-    shape = DataShape(split.resolution, split.channels, split.num_classes)
+    shape = DataShape(split.resolution, split.channels, split.num_classes, split.time_steps)
     profiles = check_settings(settings, space, shape)
     worker = worker or worker_info(settings.seed, 0)
     study = study or open_study(settings, space, split, worker=worker)

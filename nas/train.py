@@ -30,7 +30,7 @@ from spikingjelly.activation_based import functional
 
 from nas.arch import ArchConfig
 from nas.checkpoint import load_model_file, save_model
-from nas.data import Dataset, fit_images, held_out_split
+from nas.data import Dataset, fit_images, held_out_split, model_input
 from nas.failpoints import failpoint
 from nas.files import atomic_write
 from nas.models import build_model
@@ -58,9 +58,12 @@ class Recipe:
     def resolved(self, arch: ArchConfig, data_name: str) -> "Recipe":
         """The recipe with its automatic choices made for this architecture and data."""
         padding = self.crop_padding if self.crop_padding is not None else arch.img_size // 8
-        flip = self.flip if self.flip is not None else not data_name.startswith("digits")
+        flip = self.flip if self.flip is not None else not data_name.startswith(NO_FLIP)
         warmup = min(self.warmup_epochs, self.epochs // 10)
         return Recipe(**{**asdict(self), "crop_padding": padding, "flip": flip, "warmup_epochs": warmup})
+
+
+NO_FLIP = ("digits", "n-mnist", "dvs-gesture")  # mirrored digits and left/right gestures change class
 
 
 def fit_arch(arch: ArchConfig, data: Dataset, resolution: int | None = None) -> tuple[ArchConfig, list[str]]:
@@ -68,8 +71,10 @@ def fit_arch(arch: ArchConfig, data: Dataset, resolution: int | None = None) -> 
     take (``resolution``, else the data's own side, else the next side above it that the stem, the
     downsampling and the DSSA patches divide). Returns (architecture, notes on what changed)."""
     notes = []
-    channels, classes, native = int(data.images.shape[1]), data.num_classes, int(data.images.shape[-1])
+    channels, classes, native = data.channels, data.num_classes, int(data.images.shape[-1])
     changes = {}
+    if data.time_steps is not None and arch.time_steps != data.time_steps:
+        changes["time_steps"] = data.time_steps
     if arch.in_channels != channels:
         changes["in_channels"] = channels
     if arch.num_classes != classes:
@@ -151,7 +156,12 @@ def learning_rate(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
 
 def augment(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, num_classes: int,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random crops and flips, then mixup or cutmix; returns images and soft targets."""
+    """Random crops and flips, then mixup or cutmix; returns images and soft targets. Event
+    frames ``[B, T, C, H, W]`` get one crop, flip and mix per sample, the same for all T."""
+    if x.dim() == 5:
+        t = x.shape[1]
+        flat, target = augment(x.flatten(1, 2), y, recipe, num_classes, generator)
+        return flat.unflatten(1, (t, -1)), target
     b, _, h, w = x.shape
     p = recipe.crop_padding or 0
     if p:
@@ -205,7 +215,7 @@ def test_scores(model, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: 
     for start in range(0, len(y), batch):
         functional.reset_net(model)
         with _autocast(device):
-            logits = model(x[start:start + batch].to(device)).float()
+            logits = model(model_input(x[start:start + batch].to(device))).float()
         target = y[start:start + batch].to(device)
         right += int((logits.argmax(dim=1) == target).sum())
         loss += float(F.cross_entropy(logits, target, reduction="sum"))
@@ -292,7 +302,7 @@ def _epoch(state: _State, x, y, recipe: Recipe, num_classes: int, device, on_ste
         inputs, target = inputs.to(device), target.to(device)
         functional.reset_net(model)
         with _autocast(device):
-            logits = model(inputs)
+            logits = model(model_input(inputs))
         loss = _soft_loss(logits, target, recipe.label_smoothing)
         if not torch.isfinite(loss):
             raise TrainError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}; lower --lr")

@@ -1,7 +1,15 @@
+import os
+
 import pytest
 import torch
 
 from nas.arch import ArchConfig
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _event_cache(tmp_path_factory):
+    """Event frames (digits-dvs and the readers' tests) cached once per session, never in the user's cache."""
+    os.environ["SNNAS_CACHE"] = str(tmp_path_factory.mktemp("snnas-cache"))
 
 
 @pytest.fixture(autouse=True)

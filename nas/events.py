@@ -1,0 +1,349 @@
+"""Event-camera data: published recordings read from a local folder, and simulated events from real digits.
+
+``load_events(kind, directory, time_steps)`` gives a ``Dataset`` whose images are frames
+``[N, T, 2, S, S]``: the events of each sample split into T slices of equal event count (the
+"frames_number, split_by number" integration the Spikformer and Spike-driven Transformer code
+uses through spikingjelly), each slice counted per polarity (ON, OFF) and pixel at the papers'
+resolution S. Nothing is downloaded: a missing or partial folder is one ``DataError`` naming the
+files expected and where the dataset is published. Frames are cached on disk, keyed by dataset,
+T, resolution and the files read, so a second run starts in seconds.
+
+Readers use tonic's decoders (``tonic.io``) on each dataset's published files:
+
+* ``n-mnist``      Orchard et al. 2015: ``Train/<digit>/*.bin`` and ``Test/<digit>/*.bin`` (ATIS
+                   40-bit events, 34 x 34). Official split. T = 10 by default.
+* ``n-caltech101`` Orchard et al. 2015: ``Caltech101/<class>/*.bin`` (ATIS, up to 240 x 180, shifted
+                   to start at 0 as tonic does, fitted into 128 x 128 keeping the aspect). No official
+                   split: the first 90% of each class's files (sorted by name) train, the rest test,
+                   the 9:1 per-class split spiking transformer papers use. T = 16.
+* ``dvs-gesture``  Amir et al. 2017, as tonic's preprocessed release: ``ibmGestureTrain/userNN_<light>/<label>.npy``
+                   and ``ibmGestureTest/...`` (rows x, y, p, t in ms; 128 x 128, 11 classes). Official
+                   (by subject) split. T = 16.
+* ``cifar10-dvs``  Li et al. 2017, the original release: ``<class>/*.aedat`` (AER-DAT 2/3 files of a
+                   DVS128, decoded as tonic decodes DVS128 addresses). No official split: 9:1 per class.
+                   T = 16.
+
+``digits-dvs`` is the out-of-the-box demo: the embedded real MNIST digits (``nas.data``) turned
+into events the way N-MNIST was recorded (``simulate_saccades``): the image, on a 34 x 34 pixel
+array, moves along three saccades (an isosceles triangle), and every pixel emits an ON or OFF event
+each time its log intensity has changed by a contrast threshold since its last event, as a DVS
+pixel does. These are simulated events from real images, labelled as such; T = 4 by default (a
+time-step count of the default search space).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas.data import DataError, Dataset
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EventKind:
+    name: str
+    size: int  # frame side the papers use
+    time_steps: int  # default T
+    classes: int
+    layout: str  # the folder layout expected, for error messages and the README
+    published: str  # where the dataset is published
+
+
+KINDS = {
+    "n-mnist": EventKind("n-mnist", 34, 10, 10, "Train/<digit>/*.bin and Test/<digit>/*.bin",
+                         "Orchard et al. 2015, https://www.garrickorchard.com/datasets/n-mnist"),
+    "n-caltech101": EventKind("n-caltech101", 128, 16, 101, "Caltech101/<class>/*.bin",
+                              "Orchard et al. 2015, https://www.garrickorchard.com/datasets/n-caltech101"),
+    "dvs-gesture": EventKind("dvs-gesture", 128, 16, 11,
+                             "ibmGestureTrain/userNN_<lighting>/<label>.npy and ibmGestureTest/... (tonic's release)",
+                             "Amir et al. 2017, https://research.ibm.com/interactive/dvsgesture/ "
+                             "(preprocessed .npy: tonic.datasets.DVSGesture)"),
+    "cifar10-dvs": EventKind("cifar10-dvs", 128, 16, 10, "<class>/*.aedat (airplane, automobile, ..., truck)",
+                             "Li et al. 2017, https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"),
+    "digits-dvs": EventKind("digits-dvs", 34, 4, 10, "(embedded)", "simulated from the embedded MNIST digits"),
+}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+MAX_T = 1024
+
+
+def parse_spec(spec: str) -> tuple[EventKind, Path | None, int] | None:
+    """``KIND[@T][:DIR]`` -> (kind, folder, T), or None when ``spec`` names no event dataset."""
+    head, sep, rest = spec.partition(":")
+    name, _, t = head.partition("@")
+    if name not in KINDS:
+        return None
+    kind = KINDS[name]
+    if t:
+        if not t.isdigit() or not 1 <= int(t) <= MAX_T:
+            raise DataError(f"{spec}: time steps after @ must be an integer in 1..{MAX_T}, got {t!r}")
+    steps = int(t) if t else kind.time_steps
+    if name == "digits-dvs":
+        if sep:
+            raise DataError(f"{spec}: digits-dvs is embedded and takes no folder")
+        return kind, None, steps
+    if not sep or not rest:
+        raise DataError(f"{spec}: give the folder holding the dataset, {name}:DIR ({kind.layout}; "
+                        f"published by {kind.published}; snnas never downloads)")
+    return kind, Path(rest).expanduser(), steps
+
+
+# ----------------------------------------------------------------------------- frames
+def events_to_frames(x: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.ndarray, *, width: int, height: int,
+                     time_steps: int, size: int) -> np.ndarray:
+    """Events -> ``[T, 2, size, size]`` counts: T slices of (nearly) equal event count in time
+    order, ON (p = 1) in channel 0 and OFF in channel 1, coordinates scaled into ``size`` x
+    ``size`` keeping the aspect (the longer side fills it)."""
+    frames = np.zeros((time_steps, 2, size, size), dtype=np.float32)
+    n = len(x)
+    if n == 0:
+        return frames
+    order = np.argsort(t, kind="stable")
+    x, y, p = (np.asarray(a)[order].astype(np.int64) for a in (x, y, p))
+    scale = size / max(width, height)
+    xs = np.clip((x * scale).astype(np.int64), 0, size - 1)
+    ys = np.clip((y * scale).astype(np.int64), 0, size - 1)
+    slices = (np.arange(n) * time_steps) // n  # equal event counts per slice
+    channel = np.where(p > 0, 0, 1)
+    np.add.at(frames, (slices, channel, ys, xs), 1.0)
+    return frames
+
+
+# ----------------------------------------------------------------------------- simulated events
+def simulate_saccades(images: np.ndarray, *, sensor: int = 34, steps_per_saccade: int = 12, amplitude: float = 3.0,
+                      threshold: float = 0.5, seed: int = 0) -> list[tuple[np.ndarray, ...]]:
+    """DVS events of static images moved as N-MNIST's sensor moved: three saccades along an
+    isosceles triangle (right-down, left-down... back to the start), the image centred on a
+    ``sensor`` x ``sensor`` array. A pixel fires an ON (OFF) event each time its log intensity
+    rises (falls) by ``threshold`` since its last event; its reference level starts at the first
+    view. Returns per image the arrays (x, y, p, t) with t in microseconds (100 ms per saccade,
+    as in N-MNIST). ``images``: ``[N, H, W]`` in [0, 1]."""
+    import torch.nn.functional as F
+
+    n, h, w = images.shape
+    canvas = np.zeros((n, sensor, sensor), dtype=np.float32)
+    top, left = (sensor - h) // 2, (sensor - w) // 2
+    canvas[:, top:top + h, left:left + w] = images
+    frames = torch.from_numpy(canvas)[:, None]
+    # triangle vertices (dx, dy) in pixels: start, right-down, left-down, back
+    corners = [(0.0, 0.0), (amplitude, amplitude), (-amplitude, amplitude), (0.0, 0.0)]
+    path = []
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
+        for k in range(1, steps_per_saccade + 1):
+            f = k / steps_per_saccade
+            path.append((x0 + (x1 - x0) * f, y0 + (y1 - y0) * f))
+
+    def view(dx: float, dy: float) -> torch.Tensor:  # the image shifted by (dx, dy), bilinear
+        theta = torch.tensor([[1.0, 0.0, -2 * dx / sensor], [0.0, 1.0, -2 * dy / sensor]]).expand(n, 2, 3)
+        grid = F.affine_grid(theta, list(frames.shape), align_corners=False)
+        return F.grid_sample(frames, grid, align_corners=False, padding_mode="zeros")[:, 0]
+
+    def log_intensity(v: torch.Tensor) -> torch.Tensor:
+        return torch.log(0.05 + v)  # a dark screen still emits some light
+
+    reference = log_intensity(view(0.0, 0.0))
+    rng = np.random.default_rng(seed)
+    chunks: list[np.ndarray] = []  # rows of (image, x, y, p, t)
+    period = 100_000 / steps_per_saccade  # microseconds per step
+    for s, (dx, dy) in enumerate(path):
+        now = log_intensity(view(dx, dy))
+        crossings = torch.trunc((now - reference) / threshold)  # signed number of events per pixel
+        reference = reference + crossings * threshold
+        idx = torch.nonzero(crossings).numpy()  # [k, 3]: image, y, x
+        if not len(idx):
+            continue
+        counts = crossings[idx[:, 0], idx[:, 1], idx[:, 2]].numpy()
+        reps = np.abs(counts).astype(np.int64)
+        rows = np.repeat(idx, reps, axis=0)
+        polarity = np.repeat((counts > 0).astype(np.int64), reps)
+        times = (s * period + rng.uniform(0, period, size=len(rows))).astype(np.int64)
+        chunks.append(np.stack([rows[:, 0], rows[:, 2], rows[:, 1], polarity, times], axis=1))
+    events = np.concatenate(chunks) if chunks else np.zeros((0, 5), dtype=np.int64)
+    events = events[np.argsort(events[:, 0], kind="stable")]
+    bounds = np.searchsorted(events[:, 0], np.arange(n + 1))
+    return [tuple(events[bounds[i]:bounds[i + 1], 1:].T) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- readers
+def _tonic():
+    try:
+        import tonic.io
+    except ImportError:  # pragma: no cover - tonic is a dependency
+        raise DataError("reading event datasets needs the tonic package (pip install tonic)") from None
+    return tonic.io
+
+
+def _missing(kind: EventKind, directory: Path, what: str) -> DataError:
+    return DataError(f"{directory}: {what}; expected {kind.layout} (published by {kind.published}; snnas never "
+                     "downloads)")
+
+
+def _files(directory: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in directory.glob(pattern) if p.is_file())
+
+
+def _list_files(kind: EventKind, directory: Path) -> tuple[list[tuple[Path, int]], int | None]:
+    """[(file, label)] in a fixed order with the training files first, and where the test files start."""
+    if not directory.is_dir():
+        raise _missing(kind, directory, "no such directory")
+    if kind.name == "n-mnist":
+        parts = []
+        for part in ("Train", "Test"):
+            files = [(f, int(f.parent.name)) for f in _files(directory / part, "[0-9]/*.bin")]
+            if not files:
+                raise _missing(kind, directory, f"no {part}/<digit>/*.bin files")
+            parts.append(files)
+        return parts[0] + parts[1], len(parts[0])
+    if kind.name == "dvs-gesture":
+        parts = []
+        for part in ("ibmGestureTrain", "ibmGestureTest"):
+            files = [(f, int(f.stem)) for f in _files(directory / part, "user*/*.npy") if f.stem.isdigit()]
+            if not files:
+                raise _missing(kind, directory, f"no {part}/userNN_<lighting>/<label>.npy files")
+            parts.append(files)
+        return parts[0] + parts[1], len(parts[0])
+    if kind.name == "n-caltech101":
+        root = directory / "Caltech101" if (directory / "Caltech101").is_dir() else directory
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _files(d, "*.bin")) if root.is_dir() else []
+        if len(classes) < 2:
+            raise _missing(kind, directory, "fewer than two class folders with .bin files")
+        groups = [[(f, label) for f in _files(root / name, "*.bin")] for label, name in enumerate(classes)]
+    else:  # cifar10-dvs
+        present = [name for name in CIFAR10_CLASSES if _files(directory / name, "*.aedat")]
+        if len(present) != len(CIFAR10_CLASSES):
+            lacking = [c for c in CIFAR10_CLASSES if c not in present]
+            raise _missing(kind, directory, f"no .aedat files for {', '.join(lacking)}")
+        groups = [[(f, label) for f in _files(directory / name, "*.aedat")] for label, name in enumerate(CIFAR10_CLASSES)]
+    train = [item for g in groups for item in g[:max(1, int(len(g) * 0.9))]]
+    test = [item for g in groups for item in g[max(1, int(len(g) * 0.9)):]]
+    if not test:
+        raise _missing(kind, directory, "too few files per class to hold a tenth out for testing")
+    return train + test, len(train)
+
+
+def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """One recording -> (x, y, p, t, width, height) with p in {0, 1}."""
+    io = _tonic()
+    try:
+        if kind.name in ("n-mnist", "n-caltech101"):
+            ev = io.read_mnist_file(str(path), dtype=np.dtype([("x", int), ("y", int), ("t", int), ("p", int)]))
+            x, y = ev["x"], ev["y"]
+            if kind.name == "n-mnist":
+                return x, y, ev["p"], ev["t"], 34, 34
+            if len(ev):  # N-Caltech101 recordings differ in size: shifted to start at 0, as tonic does
+                x, y = x - x.min(), y - y.min()
+            return x, y, ev["p"], ev["t"], int(x.max()) + 1 if len(ev) else 1, int(y.max()) + 1 if len(ev) else 1
+        if kind.name == "dvs-gesture":
+            from energy.untrusted import read_array
+
+            rows = read_array(path)  # numeric only: a pickled object array is refused
+            if rows.ndim != 2 or rows.shape[1] < 4:
+                raise ValueError(f"expected rows of x, y, p, t, got shape {rows.shape}")
+            return rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], 128, 128
+        version, start, _ = io.read_aedat_header_from_file(str(path))
+        raw = io.get_aer_events_from_file(str(path), version, start)
+        address = raw["address"].astype(np.int64)
+        return (address >> 8) & 0x7F, (address >> 1) & 0x7F, address & 0x1, raw["timeStamp"].astype(np.int64), 128, 128
+    except DataError:
+        raise
+    except Exception as exc:  # a torn or foreign file: name it
+        raise DataError(f"{path}: not a readable {kind.name} recording ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
+            from None
+
+
+# ----------------------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    root = os.environ.get("SNNAS_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "snnas")
+    return Path(root) / "events"
+
+
+def _cache_key(kind: EventKind, time_steps: int, files: list[tuple[Path, int]]) -> str:
+    digest = hashlib.sha256(f"{CACHE_VERSION}:{kind.name}:{time_steps}:{kind.size}".encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path.name}:{label}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return f"{kind.name}-T{time_steps}-{kind.size}px-{digest.hexdigest()[:16]}"
+
+
+def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
+    from energy.untrusted import read_array
+
+    try:
+        with read_array(path) as archive:
+            return archive["frames"], archive["labels"], int(archive["test_from"])
+    except Exception:  # a torn or stale cache file is rebuilt, never trusted
+        return None
+
+
+def _store(path: Path, frames: np.ndarray, labels: np.ndarray, test_from: int) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.savez(f, frames=frames, labels=labels, test_from=np.int64(test_from))
+        os.replace(partial, path)
+    except OSError:  # a read-only or full cache: the frames are still used, only not kept
+        try:
+            partial.unlink()
+        except (OSError, UnboundLocalError):
+            pass
+
+
+def _check_memory(n: int, time_steps: int, kind: EventKind) -> None:
+    """Refuse frames that cannot fit in half the machine's memory, before allocating them."""
+    need = n * time_steps * 2 * kind.size * kind.size * 4
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
+        return
+    if need > have // 2:
+        raise DataError(f"{kind.name}@{time_steps}: {n} recordings as {time_steps} frames of {kind.size}x{kind.size} "
+                        f"need {need / 2**30:.1f} GiB, more than half of this machine's {have / 2**30:.1f} GiB; "
+                        "use fewer frames (KIND@T)")
+
+
+def load_events(kind: EventKind, directory: Path | None, time_steps: int, *, progress=None) -> Dataset:
+    """The dataset as frames ``[N, T, 2, S, S]`` (see the module docstring)."""
+    if kind.name == "digits-dvs":
+        return _digits_dvs(time_steps)
+    files, test_from = _list_files(kind, directory)
+    cached = cache_dir() / f"{_cache_key(kind, time_steps, files)}.npz"
+    hit = _load_cached(cached) if cached.is_file() else None
+    if hit is None:
+        _check_memory(len(files), time_steps, kind)
+        frames = np.zeros((len(files), time_steps, 2, kind.size, kind.size), dtype=np.float32)
+        for i, (path, _) in enumerate(files):
+            x, y, p, t, width, height = read_events(kind, path)
+            frames[i] = events_to_frames(x, y, p, t, width=width, height=height, time_steps=time_steps, size=kind.size)
+            if progress is not None:
+                progress(i + 1, len(files))
+        labels = np.array([label for _, label in files], dtype=np.int64)
+        _store(cached, frames, labels, test_from)
+    else:
+        frames, labels, test_from = hit
+    return Dataset(f"{kind.name}@{time_steps}", torch.from_numpy(np.ascontiguousarray(frames)),
+                   torch.from_numpy(labels), max(kind.classes, int(labels.max()) + 1), test_from=test_from)
+
+
+def _digits_dvs(time_steps: int) -> Dataset:
+    from nas.data import load_digits
+
+    digits = load_digits()
+    kind = KINDS["digits-dvs"]
+    cached = cache_dir() / f"digits-dvs-T{time_steps}-{kind.size}px-v{CACHE_VERSION}-{digits.fingerprint}.npz"
+    hit = _load_cached(cached) if cached.is_file() else None
+    if hit is None:
+        streams = simulate_saccades(digits.images[:, 0].numpy(), sensor=kind.size)
+        frames = np.stack([events_to_frames(x, y, p, t, width=kind.size, height=kind.size, time_steps=time_steps,
+                                            size=kind.size) for x, y, p, t in streams])
+        _store(cached, frames, digits.labels.numpy(), -1)
+    else:
+        frames = hit[0]
+    return Dataset(f"digits-dvs@{time_steps}", torch.from_numpy(np.ascontiguousarray(frames)), digits.labels.clone(),
+                   digits.num_classes)

@@ -1,0 +1,236 @@
+"""Event-camera data: each reader on small files written in its dataset's published format, the
+frame binning, the cache, the simulated digits, and event data through search, train and energy."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import nas.events as events
+from nas.data import DataError, load_dataset, model_input
+from nas.events import KINDS, events_to_frames, load_events, parse_spec, simulate_saccades
+
+
+# ----------------------------------------------------------------------------- writers of the real formats
+def write_atis_bin(path, x, y, p, t):
+    """N-MNIST / N-Caltech101 .bin: 40 bits per event (x, y, polarity + 23-bit time stamp in us)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = np.zeros((len(x), 5), dtype=np.uint8)
+    raw[:, 0], raw[:, 1] = x, y
+    t = np.asarray(t, dtype=np.int64)
+    raw[:, 2] = (np.asarray(p) << 7) | ((t >> 16) & 0x7F)
+    raw[:, 3], raw[:, 4] = (t >> 8) & 0xFF, t & 0xFF
+    path.write_bytes(raw.tobytes())
+
+
+def write_gesture_npy(path, x, y, p, t_ms):
+    """tonic's DVS Gesture release: one .npy per gesture, rows (x, y, p, t in ms)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.stack([x, y, p, t_ms], axis=1).astype(np.int64))
+
+
+def write_aedat2(path, x, y, p, t):
+    """CIFAR10-DVS's original release: AER-DAT 2.0, '#' header lines, big-endian (address, time stamp)
+    pairs, DVS128 address bits as tonic decodes them (x << 8 | y << 1 | polarity)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+    body = np.zeros(len(x), dtype=[("address", ">u4"), ("timeStamp", ">u4")])
+    body["address"] = (np.asarray(x) << 8) | (np.asarray(y) << 1) | np.asarray(p)
+    body["timeStamp"] = t
+    path.write_bytes(header + body.tobytes())
+
+
+def _stream(n=40, seed=0, side=34):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, side, n), rng.integers(0, side, n), rng.integers(0, 2, n), np.sort(rng.integers(0, 300_000, n)))
+
+
+# ----------------------------------------------------------------------------- frames
+def test_frames_split_events_into_equal_count_slices_per_polarity_and_pixel():
+    x, y, p, t = np.array([1, 1, 2, 3]), np.array([0, 0, 5, 6]), np.array([1, 1, 0, 1]), np.array([30, 10, 20, 40])
+    frames = events_to_frames(x, y, p, t, width=8, height=8, time_steps=2, size=8)
+    assert frames.shape == (2, 2, 8, 8) and frames.sum() == 4
+    assert frames[0, 0, 0, 1] == 1 and frames[0, 1, 5, 2] == 1  # times 10 and 20 in slice 0: ON and OFF
+    assert frames[1, 0, 0, 1] == 1 and frames[1, 0, 6, 3] == 1  # times 30 and 40 in slice 1
+    scaled = events_to_frames(np.array([239]), np.array([100]), np.array([1]), np.array([0]), width=240, height=180,
+                              time_steps=1, size=128)
+    assert scaled[0, 0, int(100 * 128 / 240), int(239 * 128 / 240)] == 1  # the longer side fills the frame
+
+
+# ----------------------------------------------------------------------------- readers
+def test_n_mnist_reader_reads_train_and_test_bin_files_with_the_official_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    streams = {}
+    for part, digit, i in [("Train", 0, 0), ("Train", 1, 1), ("Train", 1, 2), ("Test", 0, 3), ("Test", 1, 4)]:
+        streams[i] = _stream(seed=i)
+        write_atis_bin(tmp_path / "nmnist" / part / str(digit) / f"{i:05d}.bin", *streams[i])
+    data = load_dataset(f"n-mnist@5:{tmp_path / 'nmnist'}")
+    assert data.images.shape == (5, 5, 2, 34, 34) and data.time_steps == 5 and data.test_from == 3
+    assert data.labels.tolist() == [0, 1, 1, 0, 1]
+    for row, i in enumerate([0, 1, 2, 3, 4]):
+        x, y, p, t = streams[i]
+        want = events_to_frames(x, y, p, t, width=34, height=34, time_steps=5, size=34)
+        assert np.array_equal(data.images[row].numpy(), want)
+
+
+def test_n_caltech101_reader_holds_out_a_tenth_of_each_class(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for label, name in enumerate(["accordion", "airplanes"]):
+        for i in range(10):
+            write_atis_bin(tmp_path / "nc" / "Caltech101" / name / f"image_{i:04d}.bin", *_stream(seed=10 * label + i, side=200))
+    data = load_dataset(f"n-caltech101@2:{tmp_path / 'nc'}")
+    assert data.images.shape == (20, 2, 2, 128, 128) and data.test_from == 18
+    assert data.labels[:18].tolist() == [0] * 9 + [1] * 9 and data.labels[18:].tolist() == [0, 1]
+    assert float(data.images.sum()) == 20 * 40  # every event lands in a frame
+
+
+def test_dvs_gesture_reader_reads_tonics_npy_release(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part, user in (("ibmGestureTrain", "user01_fluorescent"), ("ibmGestureTest", "user24_led")):
+        for label in (0, 10):
+            x, y, p, t = _stream(seed=label, side=128)
+            write_gesture_npy(tmp_path / "g" / part / user / f"{label}.npy", x, y, p, t // 1000)
+    data = load_dataset(f"dvs-gesture:{tmp_path / 'g'}")
+    assert data.images.shape == (4, 16, 2, 128, 128) and data.test_from == 2 and data.num_classes == 11
+    assert sorted(data.labels.tolist()) == [0, 0, 10, 10]
+
+
+def test_cifar10_dvs_reader_reads_aedat_files_of_the_original_release(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for label, name in enumerate(events.CIFAR10_CLASSES):
+        for i in range(2):
+            write_aedat2(tmp_path / "c" / name / f"cifar10_{name}_{i}.aedat", *_stream(seed=label * 2 + i, side=128))
+    data = load_dataset(f"cifar10-dvs@4:{tmp_path / 'c'}")
+    assert data.images.shape == (20, 4, 2, 128, 128) and data.test_from == 10
+    x, y, p, t = _stream(seed=0, side=128)
+    assert np.array_equal(data.images[0].numpy(), events_to_frames(x, y, p, t, width=128, height=128, time_steps=4,
+                                                                     size=128))
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("n-mnist:{d}/absent", ["no such directory", "Train/<digit>/*.bin", "never downloads", "garrickorchard"]),
+    ("n-mnist:{d}", ["no Test/<digit>/*.bin files"]),  # a partial folder: training files only
+    ("n-mnist", ["give the folder", "n-mnist:DIR"]),
+    ("dvs-gesture:{d}", ["ibmGestureTrain"]),
+    ("cifar10-dvs:{d}", ["no .aedat files for airplane"]),
+    ("n-mnist@0:{d}", ["time steps after @"]),
+    ("digits-dvs:{d}", ["takes no folder"]),
+])
+def test_missing_partial_and_wrong_specs_are_one_line_naming_what_is_expected(tmp_path, spec, words):
+    write_atis_bin(tmp_path / "Train" / "0" / "0.bin", *_stream())
+    with pytest.raises(DataError) as info:
+        load_dataset(spec.format(d=tmp_path))
+    message = str(info.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_a_torn_recording_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part in ("ibmGestureTrain", "ibmGestureTest"):
+        write_gesture_npy(tmp_path / part / "user01_led" / "3.npy", *_stream(side=128))
+    torn = tmp_path / "ibmGestureTest" / "user01_led" / "3.npy"
+    torn.write_bytes(torn.read_bytes()[:60])
+    with pytest.raises(DataError, match="3.npy: not a readable dvs-gesture recording"):
+        load_dataset(f"dvs-gesture:{tmp_path}")
+
+
+def test_frames_are_cached_by_dataset_t_and_files_and_a_second_load_reads_no_recording(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part in ("Train", "Test"):
+        for digit in (0, 1):
+            write_atis_bin(tmp_path / "n" / part / str(digit) / "a.bin", *_stream(seed=digit))
+    first = load_dataset(f"n-mnist:{tmp_path / 'n'}")
+    assert len(list((tmp_path / "cache" / "events").glob("n-mnist-T10-34px-*.npz"))) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cache should have been read")
+
+    monkeypatch.setattr(events, "read_events", refuse)
+    again = load_dataset(f"n-mnist:{tmp_path / 'n'}")
+    assert torch.equal(first.images, again.images) and again.test_from == first.test_from
+    with pytest.raises(AssertionError):  # another T is another cache entry
+        load_dataset(f"n-mnist@4:{tmp_path / 'n'}")
+    (tmp_path / "cache" / "events").joinpath(next(p.name for p in (tmp_path / "cache" / "events").glob("*.npz"))) \
+        .write_bytes(b"torn")
+    with pytest.raises(AssertionError):  # a torn cache file is rebuilt from the recordings, never trusted
+        load_dataset(f"n-mnist:{tmp_path / 'n'}")
+
+
+# ----------------------------------------------------------------------------- simulated digits
+def test_saccades_of_a_digit_give_on_and_off_events_at_its_edges_only():
+    image = np.zeros((1, 28, 28), dtype=np.float32)
+    image[0, 10:18, 12:16] = 1.0  # a bar
+    (x, y, p, t), = simulate_saccades(image)
+    assert len(x) > 50 and set(np.unique(p)) == {0, 1}
+    assert t.min() >= 0 and t.max() < 300_000  # three saccades of 100 ms
+    # nothing fires far from the bar (the canvas is 34 x 34, the bar at rows 13..20, columns 15..18)
+    assert x.min() >= 15 - 4 and x.max() <= 18 + 4 and y.min() >= 13 - 4 and y.max() <= 20 + 4
+    blank = simulate_saccades(np.zeros((1, 28, 28), dtype=np.float32))[0]
+    assert len(blank[0]) == 0  # a static uniform scene makes no events
+
+
+def test_digits_dvs_are_frames_of_simulated_events_from_the_embedded_digits():
+    data = load_dataset("digits-dvs")
+    assert data.images.shape == (5000, 4, 2, 34, 34) and data.name == "digits-dvs@4"
+    per_sample = data.images.sum(dim=(1, 2, 3, 4))
+    assert 1000 < float(per_sample.mean()) < 10000  # N-MNIST recordings hold about 4,000 events
+    assert torch.equal(data.images, data.images.round())  # counts
+    assert model_input(data.images[:3]).shape == (4, 3, 2, 34, 34)
+
+
+def test_spec_parsing():
+    assert parse_spec("digits") is None and parse_spec("cifar10:x") is None
+    kind, folder, t = parse_spec("dvs-gesture@20:/data/g")
+    assert kind is KINDS["dvs-gesture"] and str(folder) == "/data/g" and t == 20
+
+
+# ----------------------------------------------------------------------------- through the commands
+def snnas(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=900,
+                          cwd=cwd)
+
+
+def test_a_space_whose_time_steps_miss_the_datas_t_is_refused_in_one_line(tmp_path):
+    out = snnas("search", "--data", "digits-dvs@8", "--budget", "1", "--out", str(tmp_path))
+    assert out.returncode != 0
+    assert out.stderr.count("\n") <= 1 and "global.time_steps" in out.stderr and "8 frames" in out.stderr
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_search_on_digits_dvs_takes_t_and_polarities_from_the_data(tmp_path):
+    tiny = ["--steps", "4", "--train-size", "64", "--val-size", "32", "--workers", "1"]
+    out = snnas("search", "--data", "digits-dvs", "--budget", "2", "--out", str(tmp_path), *tiny)
+    assert out.returncode == 0, out.stderr
+    trials = __import__("pandas").read_csv(tmp_path / "snnas" / "trials.csv")
+    done = trials[trials["state"] == "complete"]
+    assert len(done) and (done["time_steps"] == 4).all() and (done["in_channels"] == 2).all()
+    assert json.loads((tmp_path / "snnas" / "summary.json").read_text())["data"] == "digits-dvs"
+
+
+@pytest.mark.slow
+def test_train_evaluate_and_energy_on_digits_dvs(tmp_path):
+    arch = tmp_path / "tiny.json"
+    arch.write_text(json.dumps({"img_size": 16, "in_channels": 2, "num_classes": 10, "time_steps": 4, "stem": "sps",
+                                "stem_downsample": 1, "depths": [1], "dims": [16], "heads": [2],
+                                "attention": ["sdsa"], "patch_sizes": [1], "mlp_ratio": 2}))
+    trained = snnas("train", str(arch), "--data", "digits-dvs", "--epochs", "1", "--warmup-epochs", "0",
+                    "--resolution", "16", "--lr", "0.005", "--batch-size", "32", "--out", str(tmp_path / "t"))
+    assert trained.returncode == 0, trained.stderr
+    evaluation = json.loads((tmp_path / "t" / "evaluation.json").read_text())
+    assert evaluation["data"]["name"] == "digits-dvs@4" and evaluation["arch"]["time_steps"] == 4
+    assert evaluation["accuracy"] > 0.15  # one epoch on simulated events already beats chance (10%)
+    energy = snnas("energy", str(tmp_path / "t" / "best.pt"), "--format", "json", "--samples", "4")
+    assert energy.returncode == 0, energy.stderr
+    assert "held-out" in energy.stderr
+
+
+def test_a_pickled_object_array_in_place_of_a_recording_is_refused_unrun(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part in ("ibmGestureTrain", "ibmGestureTest"):
+        write_gesture_npy(tmp_path / part / "user01_led" / "3.npy", *_stream(side=128))
+    np.save(tmp_path / "ibmGestureTest" / "user01_led" / "3.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="3.npy: not a readable dvs-gesture recording .*pickled"):
+        load_dataset(f"dvs-gesture:{tmp_path}")
