@@ -76,4 +76,4 @@ def zoo(
     console.print(table)
 
 
-_DATASETS = {"imagenet_top1": "IN", "cifar10_top1": "C10"}
+_DATASETS = {"imagenet_top1": "IN", "cifar10_top1": "C10", "cifar10dvs_top1": "C10-DVS", "gesture_top1": "Gest."}

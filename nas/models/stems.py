@@ -64,18 +64,26 @@ def _check_width(arch: ArchConfig) -> None:
         raise ArchConfigError("stem_downsample", f"stem {arch.stem} supports 0..4 reductions, got {arch.stem_downsample}")
 
 
-@STEMS.register("sps")
-class SPS(nn.Module):
-    NUM_CONVS = 4
+class _EighthsStem(nn.Module):
+    """Stems whose widths go D/8, D/4, D/2, D over four convolutions, the last ``stem_downsample`` pooled."""
 
     @staticmethod
     def validate(arch: ArchConfig) -> None:
         _check_width(arch)
 
+    @staticmethod
+    def widths(arch: ArchConfig) -> list[int]:
+        d = arch.dims[0]
+        return [arch.in_channels, d // 8, d // 4, d // 2, d]
+
+
+@STEMS.register("sps")
+class SPS(_EighthsStem):
+    NUM_CONVS = 4
+
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
-        d = arch.dims[0]
-        widths = [arch.in_channels, d // 8, d // 4, d // 2, d]
+        d, widths = arch.dims[0], self.widths(arch)
         pool = "max" if arch.stem_pool == "maxpool" else "avg"
         first_pooled = self.NUM_CONVS - arch.stem_downsample
         self.convs = nn.Sequential(*[
@@ -91,17 +99,12 @@ class SPS(nn.Module):
 
 
 @STEMS.register("sdt")
-class SDTStem(nn.Module):
+class SDTStem(_EighthsStem):
     """MS-SPS of the Spike-driven Transformer; the last ``stem_downsample`` rounds pool."""
-
-    @staticmethod
-    def validate(arch: ArchConfig) -> None:
-        _check_width(arch)
 
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
-        d = arch.dims[0]
-        widths = [arch.in_channels, d // 8, d // 4, d // 2, d]
+        d, widths = arch.dims[0], self.widths(arch)
         first_pooled = 4 - arch.stem_downsample
         self.convs = nn.Sequential(*[
             _ConvBNSpike(arch, widths[i], widths[i + 1], pool="max" if i >= first_pooled else None) for i in range(3)
@@ -119,17 +122,12 @@ class SDTStem(nn.Module):
 
 
 @STEMS.register("spikingformer")
-class SpikingformerStem(nn.Module):
+class SpikingformerStem(_EighthsStem):
     """Spikingformer's tokenizer; the last ``stem_downsample`` rounds pool."""
-
-    @staticmethod
-    def validate(arch: ArchConfig) -> None:
-        _check_width(arch)
 
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
-        d = arch.dims[0]
-        widths = [d // 8, d // 4, d // 2, d, d]
+        widths = self.widths(arch)[1:] + [arch.dims[0]]
         self.first = ConvBN(arch.in_channels, widths[0], 3, bias=False)
         first_pooled = 4 - arch.stem_downsample
         self.rounds = nn.ModuleList()

@@ -18,7 +18,7 @@ import torch
 
 from nas.arch import ArchConfig
 from nas.models.attention.ssa import QKVBranch, spike_attention
-from nas.models.layers import arch_neuron, merge_heads, split_heads
+from nas.models.layers import arch_neuron, merge_heads
 from nas.models.registries import ATTENTION
 
 
@@ -33,6 +33,6 @@ class A2OS2A(QKVBranch):
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
         height, width = s.shape[-2:]
-        q, k, v = (split_heads(t, self.heads) for t in self.qkv(s))  # [T, B, h, N, d]
+        q, k, v = self.qkv_heads(s)  # [T, B, h, N, d]
         y = spike_attention(q, k, v, self.order)
         return self.proj(self.attn_neuron(merge_heads(y, height, width)))

@@ -19,7 +19,7 @@ import torch
 
 from nas.arch import ArchConfig
 from nas.models.attention.ssa import ATTN_THRESHOLD, QKVBranch
-from nas.models.layers import arch_neuron, merge_heads, split_heads
+from nas.models.layers import arch_neuron, merge_heads
 from nas.models.registries import ATTENTION
 
 
@@ -31,6 +31,6 @@ class SDSA(QKVBranch):
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
         height, width = s.shape[-2:]
-        q, k, v = (split_heads(t, self.heads) for t in self.qkv(s))  # [T, B, h, N, d]
+        q, k, v = self.qkv_heads(s)  # [T, B, h, N, d]
         a = self.attn_neuron((k * v).sum(dim=-2, keepdim=True))  # [T, B, h, 1, d] binary
         return self.proj(merge_heads(q * a, height, width))

@@ -53,6 +53,11 @@ class QKVBranch(SpikingBranch):
         """Neuron outputs Q, K, V, each ``[T, B, C, H, W]``."""
         return self.q_neuron(self.q(s)), self.k_neuron(self.k(s)), self.v_neuron(self.v(s))
 
+    def qkv_heads(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Q, K, V split into heads, each ``[T, B, heads, N, d]``."""
+        q, k, v = self.qkv(s)
+        return split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads)
+
 
 @ATTENTION.register("ssa")
 class SSA(QKVBranch):
@@ -61,7 +66,7 @@ class SSA(QKVBranch):
         self.attn_neuron = arch_neuron(arch, v_threshold=ATTN_THRESHOLD)
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
-        height, width = s.shape[-2:]
-        q, k, v = (split_heads(t, self.heads) for t in self.qkv(s))  # [T, B, h, N, d]
+        q, k, v = self.qkv_heads(s)  # [T, B, h, N, d]
         y = spike_attention(q, k, v, self.order) * SSA_SCALE
+        height, width = s.shape[-2:]
         return self.proj(self.attn_neuron(merge_heads(y, height, width)))

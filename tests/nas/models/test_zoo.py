@@ -75,6 +75,9 @@ PUBLISHED = {
     "spikformer-4-256": (4.15, {}),
     "spikformer-2-384": (5.76, {}),
     "spikformer-4-384": (9.32, {"cifar10_top1": 95.19}),
+    # Spikformer Table 4: 2-256 on event frames at 128 x 128, T=16
+    "spikformer-cifar10dvs-2-256": (2.57, {"cifar10dvs_top1": 80.9}),
+    "spikformer-gesture-2-256": (2.57, {"gesture_top1": 98.3}),
     # Spikingformer (arXiv 2304.11954), ImageNet table; 7.46 mJ also in its public energy log
     "spikingformer-8-512": (29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46}),
     # Spikformer V2 (arXiv 2401.02020), ImageNet 8-512 T=4
