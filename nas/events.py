@@ -303,7 +303,7 @@ def _check_memory(n: int, time_steps: int, kind: EventKind) -> None:
     except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
         return
     if need > have // 2:
-        raise DataError(f"{kind.name}@{time_steps}: {n} recordings as {time_steps} frames of {kind.size}x{kind.size} "
+        raise DataError(f"{kind.name}@{time_steps}: {n} samples as {time_steps} frames of {kind.size}x{kind.size} "
                         f"need {need / 2**30:.1f} GiB, more than half of this machine's {have / 2**30:.1f} GiB; "
                         "use fewer frames (KIND@T)")
 
@@ -339,6 +339,7 @@ def _digits_dvs(time_steps: int) -> Dataset:
     cached = cache_dir() / f"digits-dvs-T{time_steps}-{kind.size}px-v{CACHE_VERSION}-{digits.fingerprint}.npz"
     hit = _load_cached(cached) if cached.is_file() else None
     if hit is None:
+        _check_memory(len(digits.labels), time_steps, kind)
         streams = simulate_saccades(digits.images[:, 0].numpy(), sensor=kind.size)
         frames = np.stack([events_to_frames(x, y, p, t, width=kind.size, height=kind.size, time_steps=time_steps,
                                             size=kind.size) for x, y, p, t in streams])

@@ -234,3 +234,12 @@ def test_a_pickled_object_array_in_place_of_a_recording_is_refused_unrun(tmp_pat
     np.save(tmp_path / "ibmGestureTest" / "user01_led" / "3.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="3.npy: not a readable dvs-gesture recording .*pickled"):
         load_dataset(f"dvs-gesture:{tmp_path}")
+
+
+def test_frames_that_cannot_fit_in_memory_are_refused_before_allocating(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part in ("Train", "Test"):
+        write_atis_bin(tmp_path / part / "0" / "a.bin", *_stream())
+    monkeypatch.setattr(events.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 256)  # a 1 MiB machine
+    with pytest.raises(DataError, match=r"n-mnist@1000: 2 samples as 1000 frames of 34x34 need .* GiB"):
+        load_dataset(f"n-mnist@1000:{tmp_path}")
