@@ -243,8 +243,10 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
             from energy.untrusted import read_array
 
             rows = read_array(path)  # numeric only: a pickled object array is refused
-            if rows.ndim != 2 or rows.shape[1] < 4:
-                raise ValueError(f"expected rows of x, y, p, t, got shape {rows.shape}")
+            if rows.ndim != 2 or rows.shape[1] < 4 or not np.issubdtype(rows.dtype, np.number):
+                raise ValueError(f"expected numeric rows of x, y, p, t, got {rows.dtype} of shape {rows.shape}")
+            if not np.isfinite(rows[:, :4]).all():
+                raise ValueError("it holds NaN or infinite values")
             return rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], 128, 128
         version, start, _ = io.read_aedat_header_from_file(str(path))
         raw = io.get_aer_events_from_file(str(path), version, start)
@@ -320,6 +322,11 @@ def load_events(kind: EventKind, directory: Path | None, time_steps: int, *, pro
         frames = np.zeros((len(files), time_steps, 2, kind.size, kind.size), dtype=np.float32)
         for i, (path, _) in enumerate(files):
             x, y, p, t, width, height = read_events(kind, path)
+            outside = (x < 0) | (x >= width) | (y < 0) | (y >= height)
+            if outside.any():
+                k = int(np.argmax(outside))
+                raise DataError(f"{path}: an event at ({int(x[k])}, {int(y[k])}) lies outside the {width}x{height} "
+                                f"sensor of {kind.name}; the file is not a {kind.name} recording or is corrupt")
             frames[i] = events_to_frames(x, y, p, t, width=width, height=height, time_steps=time_steps, size=kind.size)
             if progress is not None:
                 progress(i + 1, len(files))

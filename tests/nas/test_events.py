@@ -243,3 +243,15 @@ def test_frames_that_cannot_fit_in_memory_are_refused_before_allocating(tmp_path
     monkeypatch.setattr(events.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 256)  # a 1 MiB machine
     with pytest.raises(DataError, match=r"n-mnist@1000: 2 samples as 1000 frames of 34x34 need .* GiB"):
         load_dataset(f"n-mnist@1000:{tmp_path}")
+
+
+@pytest.mark.parametrize("bad", ["nan", "outside"])
+def test_events_with_nan_or_off_sensor_coordinates_are_refused_naming_the_file(tmp_path, monkeypatch, bad):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part in ("ibmGestureTrain", "ibmGestureTest"):
+        write_gesture_npy(tmp_path / part / "user01_led" / "3.npy", *_stream(side=128))
+    rows = np.load(tmp_path / "ibmGestureTest" / "user01_led" / "3.npy").astype(np.float64)
+    rows[5, 0] = np.nan if bad == "nan" else 500
+    np.save(tmp_path / "ibmGestureTest" / "user01_led" / "3.npy", rows)
+    with pytest.raises(DataError, match="3.npy: .*(NaN|outside the 128x128 sensor)"):
+        load_dataset(f"dvs-gesture:{tmp_path}")
