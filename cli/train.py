@@ -106,7 +106,11 @@ def train(
     mixup: float = typer.Option(0.0, "--mixup", min=0.0, max=100.0, help="Mixup Beta(a, a) parameter; 0 = off."),
     cutmix: float = typer.Option(0.0, "--cutmix", min=0.0, max=100.0, help="CutMix Beta(a, a) parameter; 0 = off."),
     flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", show_default=False,
-                                        help="Horizontal flips (default: on, off for digits)."),
+                                        help="Horizontal flips (default: on, off for digits and gestures)."),
+    event_aug: Optional[bool] = typer.Option(None, "--event-aug/--no-event-aug", show_default=False,
+                                             help="Event data: Spikformer's CIFAR10-DVS policy, one of shear, "
+                                                  "translation, rotation, cutout or nothing per sample (default: on "
+                                                  "for event data)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", min=4, max=4096, show_default=False,
                                              help="Image side (default: the data's own, or the next side the "
                                                   "architecture can take)."),
@@ -145,7 +149,7 @@ def train(
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup,
-                    label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed)
+                    label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed, event_aug=event_aug)
     folder = out or _default_out(source)
     info = {"data_spec": spec, "source": source.provenance()}
     done = _epochs_done(folder)

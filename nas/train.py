@@ -5,7 +5,9 @@ The recipe (``Recipe``) follows what the seed papers' CIFAR training uses: AdamW
 random crops from zero-padded images (4 pixels at 32 px) and horizontal flips, mixup and cutmix
 as options (Spikformer's CIFAR configuration and Auto-Spikformer's retraining script use
 AdamW 5e-4 / 0.06, cosine, 20 warm-up epochs, smoothing 0.1, mixup 0.5). Flips are off for
-digits, whose mirror image is another symbol. Mixed precision runs on CUDA.
+digits, whose mirror image is another symbol, and gestures. Event frames get, in addition,
+Spikformer's CIFAR10-DVS policy (``event_augment``: one of shear, translation, rotation, cutout
+or nothing per sample, the same for all its frames). Mixed precision runs on CUDA.
 
 ``train_model`` writes, in its folder, ``last.pt`` after every epoch (weights, optimiser, the
 random state and the metrics so far: a killed run resumes from its last finished epoch and
@@ -54,13 +56,17 @@ class Recipe:
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs; 0 = off
     cutmix: float = 0.0  # Beta(alpha, alpha) boxes pasted between images; 0 = off
     seed: int = 0
+    event_aug: bool | None = None  # Spikformer's event-frame policy (event_augment); None: on for event data
 
-    def resolved(self, arch: ArchConfig, data_name: str) -> "Recipe":
-        """The recipe with its automatic choices made for this architecture and data."""
+    def resolved(self, arch: ArchConfig, data_name: str, *, events: bool = False) -> "Recipe":
+        """The recipe with its automatic choices made for this architecture and data (``events``:
+        the data are event frames)."""
         padding = self.crop_padding if self.crop_padding is not None else arch.img_size // 8
         flip = self.flip if self.flip is not None else not data_name.startswith(NO_FLIP)
         warmup = min(self.warmup_epochs, self.epochs // 10)
-        return Recipe(**{**asdict(self), "crop_padding": padding, "flip": flip, "warmup_epochs": warmup})
+        event_aug = events if self.event_aug is None else self.event_aug and events
+        return Recipe(**{**asdict(self), "crop_padding": padding, "flip": flip, "warmup_epochs": warmup,
+                         "event_aug": event_aug})
 
 
 NO_FLIP = ("digits", "n-mnist", "dvs-gesture")  # mirrored digits and left/right gestures change class
@@ -154,12 +160,60 @@ def learning_rate(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
     return recipe.min_lr + (recipe.lr - recipe.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+# Event-frame augmentation as Spikformer's CIFAR10-DVS training applies it (ZK-Zhou/spikformer
+# cifar10dvs/train.py with its SNNAugmentWide policy): per sample, one operation drawn uniformly
+# from identity, shear along x (up to 0.3), translation along x or y (up to 5 pixels), rotation
+# (up to 30 degrees) and cutout (a square of 0.1% to 11% of the frame), its magnitude one of 31
+# evenly spaced values with a random sign, nearest-neighbour resampling, zeros outside; the same
+# operation for every time step and polarity of the sample.
+EVENT_OPS = ("identity", "shear_x", "translate_x", "translate_y", "rotate", "cutout")
+BINS = 31
+
+
+def event_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``[B, T, C, H, W]`` event frames, each sample transformed by one random operation."""
+    b, t, c, h, w = x.shape
+    out = x.clone()
+    ops = torch.randint(len(EVENT_OPS), (b,), generator=generator)
+    bins = torch.randint(BINS, (b,), generator=generator)
+    signs = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    for i in range(b):
+        op = EVENT_OPS[int(ops[i])]
+        if op == "identity":
+            continue
+        if op == "cutout":
+            area = h * w * (0.001 + (0.11 - 0.001) * float(torch.rand(1, generator=generator)))
+            side = max(1, min(h, w, int(round(math.sqrt(area)))))
+            top = int(torch.randint(h - side + 1, (1,), generator=generator))
+            left = int(torch.randint(w - side + 1, (1,), generator=generator))
+            out[i, :, :, top:top + side, left:left + side] = 0
+            continue
+        largest = {"shear_x": 0.3, "translate_x": 5.0, "translate_y": 5.0, "rotate": 30.0}[op]
+        m = float(signs[i]) * largest * (2.0 * float(bins[i]) / (BINS - 1) - 1.0)  # one of 31 values in [-M, M]
+        theta = torch.eye(2, 3, dtype=x.dtype)
+        if op == "shear_x":
+            theta[0, 1] = math.tan(m)
+        elif op == "translate_x":
+            theta[0, 2] = -2.0 * int(m) / w
+        elif op == "translate_y":
+            theta[1, 2] = -2.0 * int(m) / h
+        else:
+            a = math.radians(m)
+            theta[:2, :2] = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=x.dtype)
+        frames = out[i].reshape(1, t * c, h, w)
+        grid = F.affine_grid(theta[None].to(x.device), [1, t * c, h, w], align_corners=False)
+        out[i] = F.grid_sample(frames, grid, mode="nearest", padding_mode="zeros", align_corners=False).reshape(t, c, h, w)
+    return out
+
+
 def augment(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, num_classes: int,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random crops and flips, then mixup or cutmix; returns images and soft targets. Event
     frames ``[B, T, C, H, W]`` get one crop, flip and mix per sample, the same for all T."""
     if x.dim() == 5:
         t = x.shape[1]
+        if recipe.event_aug:
+            x = event_augment(x, generator)
         flat, target = augment(x.flatten(1, 2), y, recipe, num_classes, generator)
         return flat.unflatten(1, (t, -1)), target
     b, _, h, w = x.shape
@@ -269,7 +323,8 @@ def _resume(folder: Path, arch, recipe, data, device) -> _State | None:
     model, saved_arch, obj = load_model_file(last)
     meta, resume = obj.get("meta") or {}, obj.get("resume")
     mine = {"arch": arch.to_dict(), "recipe": asdict(recipe), "data": data.fingerprint}
-    theirs = {"arch": saved_arch.to_dict(), "recipe": meta.get("recipe"), "data": (meta.get("data") or {}).get("fingerprint")}
+    saved_recipe = {"event_aug": False, **(meta.get("recipe") or {})}  # folders from before the field
+    theirs = {"arch": saved_arch.to_dict(), "recipe": saved_recipe, "data": (meta.get("data") or {}).get("fingerprint")}
     for key in mine:
         if mine[key] != theirs[key]:
             raise TrainError(f"{folder} holds a run with a different {key}; use another --out (or delete {last})")
@@ -331,7 +386,7 @@ def train_model(arch: ArchConfig, data: Dataset, recipe: Recipe, folder: Path, *
     ``info`` goes into every checkpoint's ``meta``: ``data_spec`` (how to load the data again)
     and ``source`` (where the architecture came from: a zoo name, a study's trial)."""
     info = info or {}
-    recipe = recipe.resolved(arch, data.name)
+    recipe = recipe.resolved(arch, data.name, events=data.time_steps is not None)
     (x, y), (test_x, test_y) = held_out_split(data)
     if int(y.max()) >= arch.num_classes or int(test_y.max()) >= arch.num_classes:
         raise TrainError(f"{data.name} has labels up to {int(max(y.max(), test_y.max()))}; the architecture has "

@@ -255,3 +255,33 @@ def test_events_with_nan_or_off_sensor_coordinates_are_refused_naming_the_file(t
     np.save(tmp_path / "ibmGestureTest" / "user01_led" / "3.npy", rows)
     with pytest.raises(DataError, match="3.npy: .*(NaN|outside the 128x128 sensor)"):
         load_dataset(f"dvs-gesture:{tmp_path}")
+
+
+# ----------------------------------------------------------------------------- augmentation
+def test_event_augmentation_moves_every_frame_of_a_sample_alike_and_keeps_counts_whole():
+    from nas.train import EVENT_OPS, event_augment
+
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.randint(1, 4, (64, 1, 1, 16, 16), generator=torch.Generator().manual_seed(1)).float()
+    x = pattern * torch.arange(1, 4, dtype=torch.float32)[None, :, None, None, None]  # [64, 3, 1, 16, 16], count x (t+1)
+    x = x.expand(64, 3, 2, 16, 16).contiguous()
+    out = event_augment(x, g)
+    assert out.shape == x.shape and torch.equal(out, out.round())  # nearest resampling: counts stay whole
+    for i in range(64):  # the same spatial change at every time step and polarity
+        base = out[i, 0, 0]
+        for t in range(3):
+            assert torch.equal(out[i, t, 1], out[i, t, 0]) and torch.equal(out[i, t, 0], base * (t + 1))
+    changed = sum(not torch.equal(out[i], x[i]) for i in range(64))
+    assert 40 < changed < 64  # identity (and magnitudes below a pixel) leave some samples as they were
+    again = event_augment(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and len(EVENT_OPS) == 6
+
+
+def test_event_augmentation_is_on_by_default_for_event_data_only():
+    from nas.train import Recipe
+
+    arch = __import__("tests.conftest", fromlist=["tiny_arch"]).tiny_arch()
+    assert Recipe().resolved(arch, "cifar10-dvs@16", events=True).event_aug is True
+    assert Recipe().resolved(arch, "cifar10:x").event_aug is False
+    assert Recipe(event_aug=False).resolved(arch, "dvs-gesture@16", events=True).event_aug is False
+    assert Recipe(event_aug=True).resolved(arch, "digits").event_aug is False  # images: nothing to apply it to
