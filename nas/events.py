@@ -34,6 +34,7 @@ time-step count of the default search space).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,8 +221,9 @@ def _list_files(kind: EventKind, directory: Path) -> tuple[list[tuple[Path, int]
             lacking = [c for c in CIFAR10_CLASSES if c not in present]
             raise _missing(kind, directory, f"no .aedat files for {', '.join(lacking)}")
         groups = [[(f, label) for f in _files(directory / name, "*.aedat")] for label, name in enumerate(CIFAR10_CLASSES)]
-    train = [item for g in groups for item in g[:max(1, int(len(g) * 0.9))]]
-    test = [item for g in groups for item in g[max(1, int(len(g) * 0.9)):]]
+    cut = [math.ceil(len(g) * 0.9) for g in groups]  # the first ceil(90%) of each class trains, as Spikformer splits
+    train = [item for g, c in zip(groups, cut) for item in g[:c]]
+    test = [item for g, c in zip(groups, cut) for item in g[c:]]
     if not test:
         raise _missing(kind, directory, "too few files per class to hold a tenth out for testing")
     return train + test, len(train)
