@@ -101,10 +101,11 @@ def test_dvs_gesture_reader_reads_tonics_npy_release(tmp_path, monkeypatch):
 def test_cifar10_dvs_reader_reads_aedat_files_of_the_original_release(tmp_path, monkeypatch):
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for label, name in enumerate(events.CIFAR10_CLASSES):
-        for i in range(2):
-            write_aedat2(tmp_path / "c" / name / f"cifar10_{name}_{i}.aedat", *_stream(seed=label * 2 + i, side=128))
+        for i in range(10):
+            write_aedat2(tmp_path / "c" / name / f"cifar10_{name}_{i}.aedat", *_stream(seed=label * 10 + i, side=128))
     data = load_dataset(f"cifar10-dvs@4:{tmp_path / 'c'}")
-    assert data.images.shape == (20, 4, 2, 128, 128) and data.test_from == 10
+    assert data.images.shape == (100, 4, 2, 128, 128) and data.test_from == 90  # the first 9 of each class train
+    assert data.labels[:9].tolist() == [0] * 9 and data.labels[90:].tolist() == list(range(10))
     x, y, p, t = _stream(seed=0, side=128)
     assert np.array_equal(data.images[0].numpy(), events_to_frames(x, y, p, t, width=128, height=128, time_steps=4,
                                                                      size=128))
