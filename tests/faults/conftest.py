@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,9 +38,16 @@ def study_name(pg_url):
         pass
 
 
+def _default_sigint() -> None:
+    """A shell that starts pytest in the background (``pytest &`` without job control) ignores
+    SIGINT, and children inherit that: Python then never turns Ctrl-C into KeyboardInterrupt.
+    The command under test gets the disposition a terminal gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kwargs)
 
 
 def wait_for(predicate, *, timeout=60.0, every=0.2):
