@@ -65,3 +65,20 @@ def write_text_atomic(path: Path, text: str) -> None:
         atomic_write(path, text)
     except OSError as exc:
         raise CliError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def load_data(spec: str):
+    """``nas.data.load_dataset`` with the first reading of an event dataset (thousands of recordings,
+    before the frame cache exists) reported on stderr at every tenth, one line each."""
+    from nas.data import load_dataset
+
+    shown = [0]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            err_console.print(f"reading {spec}: {done:,} of {total:,} recordings (frames are cached for later runs)",
+                              markup=False, highlight=False)
+
+    return load_dataset(spec, progress=progress)

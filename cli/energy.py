@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, OutputFormat, err_console, resolve_device, write_text_atomic
+from cli.common import CliError, OutputFormat, err_console, load_data, resolve_device, write_text_atomic
 
 
 MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a larger random input is a typo, not a workload
@@ -111,7 +111,7 @@ def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
         err_console.print(f"note: counting on held-out images of {data}, the data this model was trained on "
                           "(--data to change)", markup=False, highlight=False)
     if data is not None:
-        dataset = load_dataset(data)
+        dataset = load_data(data)
         if m.data_spec:  # a model snnas train made: the images it was not trained on (as snnas evaluate does)
             dataset, what = held_out_part(dataset), "held-out images"
         else:

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import CliError, console, err_console, resolve_device
+from cli.common import CliError, console, err_console, load_data, resolve_device
 
 
 def _versions() -> dict:
@@ -339,7 +339,7 @@ def _terminate(signum, frame) -> None:
 
 def _prepare(settings, space_file, data, device, worker_index):
     """Every input read and checked before anything is written: (space, dataset, split, device)."""
-    from nas.data import ProxySplit, load_dataset
+    from nas.data import ProxySplit
     from nas.space import DataShape, SearchSpace, default_space_path
     from nas.study import check_settings
 
@@ -356,7 +356,7 @@ def _prepare(settings, space_file, data, device, worker_index):
         raise CliError("--workers N runs CPU processes; on a GPU run one worker per device instead")
     if settings.workers > 1 and worker_index is not None:
         raise CliError("--worker-index names one worker; it cannot be combined with --workers")
-    dataset = load_dataset(data)
+    dataset = load_data(data)
     split = ProxySplit.make(dataset, train_size=settings.train_size, val_size=settings.val_size,
                             resolution=settings.resolution, seed=settings.seed)
     check_settings(settings, space, DataShape(split.resolution, split.channels, split.num_classes, split.time_steps))

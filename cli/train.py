@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cli.common import CliError, OutputFormat, console, err_console, resolve_device, write_text_atomic
+from cli.common import CliError, OutputFormat, console, err_console, load_data, resolve_device, write_text_atomic
 
 
 def _note(text: str) -> None:
@@ -33,10 +33,10 @@ def _default_out(source) -> Path:
 
 
 def _load_data(spec: str, *, what: str):
-    from nas.data import DataError, load_dataset
+    from nas.data import DataError
 
     try:
-        return load_dataset(spec)
+        return load_data(spec)
     except DataError as exc:
         raise CliError(f"{what} {exc}") from None
 

@@ -286,16 +286,16 @@ def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
 
 
 def _store(path: Path, frames: np.ndarray, labels: np.ndarray, test_from: int) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         with open(partial, "wb") as f:
             np.savez(f, frames=frames, labels=labels, test_from=np.int64(test_from))
         os.replace(partial, path)
     except OSError:  # a read-only or full cache: the frames are still used, only not kept
         try:
-            partial.unlink()
-        except (OSError, UnboundLocalError):
+            partial.unlink(missing_ok=True)
+        except OSError:
             pass
 
 

@@ -286,3 +286,26 @@ def test_event_augmentation_is_on_by_default_for_event_data_only():
     assert Recipe().resolved(arch, "cifar10:x").event_aug is False
     assert Recipe(event_aug=False).resolved(arch, "dvs-gesture@16", events=True).event_aug is False
     assert Recipe(event_aug=True).resolved(arch, "digits").event_aug is False  # images: nothing to apply it to
+
+
+def test_the_first_reading_of_an_event_dataset_reports_progress_and_a_cached_one_does_not(tmp_path, monkeypatch, capsys):
+    from cli.common import load_data
+
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for part in ("Train", "Test"):
+        for i in range(10):
+            write_atis_bin(tmp_path / "n" / part / str(i % 2) / f"{i}.bin", *_stream(seed=i))
+    load_data(f"n-mnist:{tmp_path / 'n'}")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("reading n-mnist")]
+    assert len(lines) == 10 and lines[-1].split(": ", 1)[1].startswith("20 of 20 recordings")
+    load_data(f"n-mnist:{tmp_path / 'n'}")
+    assert "reading" not in capsys.readouterr().err
+
+
+def test_an_unwritable_cache_costs_the_cache_only(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "not-a-folder"))
+    for part in ("Train", "Test"):
+        write_atis_bin(tmp_path / "n" / part / "0" / "a.bin", *_stream())
+    data = load_dataset(f"n-mnist:{tmp_path / 'n'}")
+    assert data.images.shape == (2, 10, 2, 34, 34) and float(data.images.sum()) == 80
