@@ -46,7 +46,7 @@ ATTN_ORDERS = ("qk_first", "kv_first")
 # Fields added after studies and caches were first stored, with the values every earlier
 # configuration implicitly had: a stored configuration without them reads back as the same network,
 # and keys built before them drop them when they hold these values.
-ADDED_LATER = {"v_threshold": 1.0, "tau": 2.0, "ternary": "a2os2a", "head_neuron": False}
+ADDED_LATER = {"v_threshold": 1.0, "tau": 2.0, "ternary": "a2os2a", "head_neuron": False, "sum_channel": False}
 STEM_POOLS = ("maxpool", "spool")
 
 
@@ -57,6 +57,8 @@ class ArchConfig:
     in_channels: int = 3  # image channels (or event polarities)
     num_classes: int = 10
     time_steps: int = 4  # T: static images are repeated T times (direct coding)
+    sum_channel: bool = False  # the stem also sees the sum of the input channels (SpikingResformer's
+    #                            DVS input: ON, OFF, ON + OFF); the data keeps in_channels
     # --- stem --------------------------------------------------------------------------
     stem: str = "sps"  # STEMS registry: sps | scs | conv7 | conv3
     stem_downsample: int = 2  # number of 2x reductions inside the stem (sps: 2 CIFAR, 4 ImageNet)

@@ -5,6 +5,8 @@
     -> Linear -> logits [B, classes]
     (``head_neuron``: mean over space -> neuron -> Linear at every step -> mean over T, the
     Spike-driven Transformer's head, so the classifier sees spikes)
+    (``sum_channel``: the sum of the input channels joins them before the stem, as
+    SpikingResformer's DVS pipeline feeds ON, OFF and ON + OFF event counts)
 
 Block: ``x = x + attention(x); x = x + mlp(x)``; what the branches see (spikes or membrane
 values) follows ``arch.residual`` (see ``SpikingBranch``). The classifier is applied once to
@@ -37,7 +39,8 @@ class SpikingTransformer(nn.Module):
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
         self.arch = arch
-        self.stem = STEMS.get(arch.stem)(arch)
+        # the stem's convolution takes one channel more when the channel sum joins the input
+        self.stem = STEMS.get(arch.stem)(arch.replace(in_channels=arch.in_channels + 1) if arch.sum_channel else arch)
         self.stages = nn.ModuleList()
         for i, depth in enumerate(arch.depths):
             stage = nn.Sequential()
@@ -62,7 +65,10 @@ class SpikingTransformer(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(self.frames(x))
+        x = self.frames(x)
+        if self.arch.sum_channel:
+            x = torch.cat([x, x.sum(dim=2, keepdim=True)], dim=2)
+        x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
         if self.head_neuron is not None:

@@ -100,6 +100,13 @@ def _resformer(dims: tuple[int, int, int], heads: tuple[int, int, int], *, cifar
                       group_width=64, surrogate="atan", qkv_bias=False, proj_bias=False, head_bias=False)
 
 
+def _resformer_dvs(dims: tuple[int, int, int], classes: int, **kw) -> ArchConfig:
+    """SpikingResformer on event frames (official configs/direct_training): 2 polarities resized to
+    64 x 64 plus their sum as a third input channel, 16 time steps, the CIFAR stem."""
+    return _resformer(dims, (1, 3, 6), cifar=True).replace(img_size=64, in_channels=2, sum_channel=True,
+                                                           num_classes=classes, time_steps=16, **kw)
+
+
 def _sdt(depth: int, dim: int, attention: str = "sdsa", **kw) -> ArchConfig:
     """Spike-driven Transformer backbone: MS-SPS stem, membrane shortcut, neuron before the head."""
     return ArchConfig(**IMAGENET, stem="sdt", stem_downsample=4, depths=(depth,), dims=(dim,), heads=(8,),
@@ -162,6 +169,16 @@ _ENTRIES = [
     ZooEntry("spikingresformer-cifar", _resformer((64, 192, 384), (1, 3, 6), cifar=True), RESFORMER, "no_bn",
              None, interpretation="CIFAR stem of the paper's transfer experiment; no direct-trained CIFAR-10 figure is "
                                   "published (its 97.40% is ImageNet-pretrained transfer at 128x128)"),
+    ZooEntry("spikingresformer-cifar10dvs", _resformer_dvs((64, 192, 384), 10), RESFORMER, "no_bn", None,
+             interpretation="frames resized 128 -> 64 by area averaging (the official code resizes bilinearly with "
+                            "antialiasing); no direct-trained figure is published with the code",
+             cited="official configs/direct_training/cifar10dvs.yaml (spikingresformer_cifar, T=16, 3x64x64)"),
+    ZooEntry("spikingresformer-dvsg", _resformer_dvs((32, 96, 192), 11, neuron="plif", group_width=32), RESFORMER,
+             "no_bn", None,
+             interpretation="frames resized 128 -> 64 by area averaging (the official code resizes bilinearly with "
+                            "antialiasing); no direct-trained figure is published with the code",
+             cited="official models/spikingresformer.py spikingresformer_dvsg, configs/direct_training/"
+                   "dvs128gesture.yaml (T=16, 3x64x64)"),
     ZooEntry("a2os2a-8-512", _a2os2a(8), A2OS2A, "all", None,
              interpretation="no official code: output neuron and block wiring follow the Spike-driven Transformer",
              source="third-party"),

@@ -31,6 +31,10 @@ def test_published_parameter_counts_are_reproduced_within_10k(name):
     ("spikingresformer-ti", "no_bn", 11_141_312),
     ("spikingresformer-ti", "all", 11_141_312 + 39_680),
     ("spikingresformer-s", "no_bn", 17_761_472),
+    # counted on the official models/spikingresformer.py (xyshi2000/SpikingResformer @3f75127, built with
+    # spikingjelly): spikingresformer_dvsg(num_classes=11) and spikingresformer_cifar(num_classes=10), 64 px
+    ("spikingresformer-dvsg", "all", 2_709_830),
+    ("spikingresformer-cifar10dvs", "all", 10_793_152),
 ])
 def test_exact_parameter_counts_match_hand_computed_layer_sums(name, convention, exact):
     with torch.device("meta"):
@@ -88,6 +92,9 @@ PUBLISHED = {
     "spikingresformer-m": (None, {"imagenet_top1": 77.24}),
     "spikingresformer-l": (None, {"imagenet_top1": 78.77}),
     "spikingresformer-cifar": (None, {}),
+    # its DVS configurations (official code's configs/direct_training): no figure printed with them
+    "spikingresformer-cifar10dvs": (None, {}),
+    "spikingresformer-dvsg": (None, {}),
     # A2OS2A (CVPR 2025): 10-512 on ImageNet, T=4
     "a2os2a-8-512": (None, {}),
     "a2os2a-10-512": (None, {"imagenet_top1": 78.66}),
@@ -117,3 +124,19 @@ def test_every_zoo_entry_carries_exactly_the_cited_published_figures_and_names_i
         assert entry.cited or not (params or figures), f"{name}: published figures without a citation"
         if entry.source == "snnas" or entry.source == "third-party":
             assert entry.interpretation, f"{name}: an interpretation must say what is snnas's reading"
+
+
+def test_sum_channel_feeds_the_stem_the_polarities_and_their_sum():
+    """SpikingResformer's DVS input: a model taking 2 polarities with ``sum_channel`` computes what a
+    3-channel model computes on (ON, OFF, ON + OFF) with the same weights."""
+    arch = get("spikingresformer-dvsg").arch.replace(img_size=16, time_steps=2, dims=(32, 32, 32), heads=(1, 1, 1))
+    summed = build_model(arch).eval()
+    plain = build_model(arch.replace(in_channels=3, sum_channel=False)).eval()
+    plain.load_state_dict(summed.state_dict())
+    assert summed.stem.conv.conv.weight.shape[1] == 3
+    frames = torch.rand(2, 2, 2, 16, 16).round()  # [T, B, 2, H, W] event counts
+    with torch.no_grad():
+        expected = plain(torch.cat([frames, frames.sum(dim=2, keepdim=True)], dim=2))
+        assert torch.equal(summed(frames), expected)
+    with pytest.raises(ValueError, match="expected 2 channels"):
+        summed(torch.rand(2, 2, 3, 16, 16))
