@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -67,18 +68,25 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise CliError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
+def tenths(message, *, after_s: float = 0.0):
+    """A ``progress(done, total)`` callback that prints ``message(done, total)`` on stderr at every
+    tenth of the work, one line each (readable in a log file as on a terminal); nothing until
+    ``after_s`` seconds have passed, so quick work stays quiet."""
+    start, shown = time.monotonic(), [0]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth > shown[0] and time.monotonic() - start >= after_s:
+            shown[0] = tenth
+            err_console.print(message(done, total), markup=False, highlight=False)
+
+    return progress
+
+
 def load_data(spec: str):
     """``nas.data.load_dataset`` with the first reading of an event dataset (thousands of recordings,
     before the frame cache exists) reported on stderr at every tenth, one line each."""
     from nas.data import load_dataset
 
-    shown = [0]
-
-    def progress(done: int, total: int) -> None:
-        tenth = done * 10 // total
-        if tenth > shown[0]:
-            shown[0] = tenth
-            err_console.print(f"reading {spec}: {done:,} of {total:,} recordings (frames are cached for later runs)",
-                              markup=False, highlight=False)
-
-    return load_dataset(spec, progress=progress)
+    return load_dataset(spec, progress=tenths(
+        lambda done, total: f"reading {spec}: {done:,} of {total:,} recordings (frames are cached for later runs)"))

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, OutputFormat, err_console, load_data, resolve_device, write_text_atomic
+from cli.common import CliError, OutputFormat, err_console, load_data, resolve_device, tenths, write_text_atomic
 
 
 MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a larger random input is a typo, not a workload
@@ -150,7 +150,8 @@ def _count(m: _Model, x, *, batch_dim: int, effective: bool, bn_folded: bool, de
                               "first training step would", markup=False, highlight=False)
     try:
         return count_ops(m.module, x, batch_dim=batch_dim, effective=effective, bn_folded=bn_folded,
-                         module_types=m.module_types)
+                         module_types=m.module_types,
+                         progress=tenths(lambda done, total: f"counting: {done} of {total} samples", after_s=5.0))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise CliError(f"the model does not run on this input ({desc}, shape {tuple(x.shape)}): "
                        f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") \

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections import Counter
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -275,7 +275,8 @@ def _samples(args: tuple, batch_dim: int, batch: int) -> list[tuple]:
 
 def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *, batch_dim: int | None = 0,
               effective: bool = False, bn_folded: bool = True, per_sample: bool = True,
-              module_types: Mapping[str, str] | None = None) -> OpCounts:
+              module_types: Mapping[str, str] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> OpCounts:
     """Count forward passes of ``model`` on ``inputs``; counts are per sample.
 
     ``batch_dim`` is the batch axis of the inputs (1 for ``[T, B, C, H, W]`` event frames;
@@ -288,7 +289,8 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
     NeuroBench's effective synaptic operations (non-zero input x non-zero weight).
     ``module_types`` names the classes of an unflattened ``torch.export`` program's modules
     (``energy.loading`` provides them). The model runs in eval mode without gradients, its
-    spiking state reset before every pass and after the last one.
+    spiking state reset before every pass and after the last one. ``progress(done, total)`` is
+    called after every pass.
     """
     args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
@@ -322,6 +324,8 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
                     layers[layer.name] = layer
             for op, calls in counter.unsupported.items():
                 unsupported[op] = max(unsupported[op], calls)
+            if progress is not None:
+                progress(index + 1 if per_sample else 1, batch if per_sample else 1)
             if not per_sample:
                 break
     finally:
