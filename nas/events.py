@@ -19,9 +19,11 @@ Readers use tonic's decoders (``tonic.io``) on each dataset's published files:
 * ``dvs-gesture``  Amir et al. 2017, as tonic's preprocessed release: ``ibmGestureTrain/userNN_<light>/<label>.npy``
                    and ``ibmGestureTest/...`` (rows x, y, p, t in ms; 128 x 128, 11 classes). Official
                    (by subject) split. T = 16.
-* ``cifar10-dvs``  Li et al. 2017, the original release: ``<class>/*.aedat`` (AER-DAT 2/3 files of a
-                   DVS128, decoded as tonic decodes DVS128 addresses). No official split: 9:1 per class.
-                   T = 16.
+* ``cifar10-dvs``  Li et al. 2017: ``<class>/*.aedat``, the original release (AER-DAT 2/3 files of a
+                   DVS128, decoded as tonic decodes DVS128 addresses: p is address bit 0, where
+                   spikingjelly, which the papers' code uses, reads 1 - bit 0 and mirrors both axes),
+                   or ``<class>/*.aedat4``, tonic's re-release (AEDAT 4, decoded by the ``aedat``
+                   package; p = 1 for ON). No official split: 9:1 per class. T = 16.
 
 ``digits-dvs`` is the out-of-the-box demo: the embedded real MNIST digits (``nas.data``) turned
 into events the way N-MNIST was recorded (``simulate_saccades``): the image, on a 34 x 34 pixel
@@ -66,8 +68,10 @@ KINDS = {
                              "ibmGestureTrain/userNN_<lighting>/<label>.npy and ibmGestureTest/... (tonic's release)",
                              "Amir et al. 2017, https://research.ibm.com/interactive/dvsgesture/ "
                              "(preprocessed .npy: tonic.datasets.DVSGesture)"),
-    "cifar10-dvs": EventKind("cifar10-dvs", 128, 16, 10, "<class>/*.aedat (airplane, automobile, ..., truck)",
-                             "Li et al. 2017, https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"),
+    "cifar10-dvs": EventKind("cifar10-dvs", 128, 16, 10,
+                             "<class>/*.aedat or <class>/*.aedat4 (airplane, automobile, ..., truck)",
+                             "Li et al. 2017, https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671; "
+                             ".aedat4: tonic.datasets.CIFAR10DVS's release"),
     "digits-dvs": EventKind("digits-dvs", 34, 4, 10, "(embedded)", "simulated from the embedded MNIST digits"),
 }
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -99,8 +103,8 @@ def parse_spec(spec: str) -> tuple[EventKind, Path | None, int] | None:
 def events_to_frames(x: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.ndarray, *, width: int, height: int,
                      time_steps: int, size: int) -> np.ndarray:
     """Events -> ``[T, 2, size, size]`` counts: T slices of (nearly) equal event count in time
-    order, ON (p = 1) in channel 0 and OFF in channel 1, coordinates scaled into ``size`` x
-    ``size`` keeping the aspect (the longer side fills it)."""
+    order, p = 1 in channel 0 and the rest in channel 1, coordinates scaled into ``size`` x ``size``
+    keeping the aspect (the longer side fills it)."""
     frames = np.zeros((time_steps, 2, size, size), dtype=np.float32)
     n = len(x)
     if n == 0:
@@ -215,12 +219,12 @@ def _list_files(kind: EventKind, directory: Path) -> tuple[list[tuple[Path, int]
         if len(classes) < 2:
             raise _missing(kind, directory, "fewer than two class folders with .bin files")
         groups = [[(f, label) for f in _files(root / name, "*.bin")] for label, name in enumerate(classes)]
-    else:  # cifar10-dvs
-        present = [name for name in CIFAR10_CLASSES if _files(directory / name, "*.aedat")]
-        if len(present) != len(CIFAR10_CLASSES):
-            lacking = [c for c in CIFAR10_CLASSES if c not in present]
-            raise _missing(kind, directory, f"no .aedat files for {', '.join(lacking)}")
-        groups = [[(f, label) for f in _files(directory / name, "*.aedat")] for label, name in enumerate(CIFAR10_CLASSES)]
+    else:  # cifar10-dvs: the original .aedat files or tonic's .aedat4 re-release
+        groups = [[(f, label) for f in _files(directory / name, "*.aedat") + _files(directory / name, "*.aedat4")]
+                  for label, name in enumerate(CIFAR10_CLASSES)]
+        lacking = [name for name, group in zip(CIFAR10_CLASSES, groups) if not group]
+        if lacking:
+            raise _missing(kind, directory, f"no .aedat or .aedat4 files for {', '.join(lacking)}")
     cut = [math.ceil(len(g) * 0.9) for g in groups]  # the first ceil(90%) of each class trains, as Spikformer splits
     train = [item for g, c in zip(groups, cut) for item in g[:c]]
     test = [item for g, c in zip(groups, cut) for item in g[c:]]
@@ -250,6 +254,8 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
             if not np.isfinite(rows[:, :4]).all():
                 raise ValueError("it holds NaN or infinite values")
             return rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], 128, 128
+        if path.suffix == ".aedat4":
+            return read_aedat4(path)
         version, start, _ = io.read_aedat_header_from_file(str(path))
         raw = io.get_aer_events_from_file(str(path), version, start)
         address = raw["address"].astype(np.int64)
@@ -259,6 +265,84 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
     except Exception as exc:  # a torn or foreign file: name it
         raise DataError(f"{path}: not a readable {kind.name} recording ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
             from None
+
+
+AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
+
+
+def _aedat4_framing(path: Path) -> None:
+    """Check an AEDAT 4 file's framing before the decoder allocates anything: the header and every
+    packet must fit in the file (a crafted length would otherwise make it allocate up to 4 GiB).
+    The file: magic, u32 length + IOHeader flatbuffer (compression, file_data_position,
+    description), then packets of u32 stream id, u32 length, payload, up to file_data_position
+    (where a table of packets begins) or the end of the file."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(len(AEDAT4_MAGIC)) != AEDAT4_MAGIC:
+            raise ValueError("no AEDAT 4 header (#!AER-DAT4.0)")
+        head = f.read(4)
+        length = int.from_bytes(head, "little") if len(head) == 4 else -1
+        if not 0 < length <= size - len(AEDAT4_MAGIC) - 4:
+            raise ValueError("its header is torn")
+        header = f.read(length)
+        end = len(AEDAT4_MAGIC) + 4 + length
+        data_end = _ioheader_data_position(header)
+        stop = data_end if 0 <= data_end <= size else size
+        position = end
+        while position < stop:
+            f.seek(position)
+            frame = f.read(8)
+            if len(frame) < 8:
+                raise ValueError(f"torn packet header at byte {position}")
+            length = int.from_bytes(frame[4:], "little")
+            if position + 8 + length > size:
+                raise ValueError(f"the packet at byte {position} runs past the end of the file (torn)")
+            position += 8 + length
+
+
+def _ioheader_data_position(buf: bytes) -> int:
+    """file_data_position (field 1, int64, default -1) of an IOHeader flatbuffer, read by hand."""
+    def u32(at: int) -> int:
+        if at < 0 or at + 4 > len(buf):
+            raise ValueError("its header is torn")
+        return int.from_bytes(buf[at:at + 4], "little")
+
+    table = u32(0)
+    vtable = table - int.from_bytes(buf[table:table + 4], "little", signed=True)
+    if vtable < 0 or vtable + 4 > len(buf):
+        raise ValueError("its header is torn")
+    vsize = int.from_bytes(buf[vtable:vtable + 2], "little")
+    if vsize < 8 or vtable + 8 > len(buf):
+        return -1  # the field is absent: its default
+    offset = int.from_bytes(buf[vtable + 6:vtable + 8], "little")
+    if offset == 0:
+        return -1
+    if table + offset + 8 > len(buf):
+        raise ValueError("its header is torn")
+    return int.from_bytes(buf[table + offset:table + offset + 8], "little", signed=True)
+
+
+def read_aedat4(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """An AEDAT 4 recording (tonic's CIFAR10-DVS release) -> (x, y, p, t, width, height), the first
+    event stream, decoded by the ``aedat`` package (the decoder tonic uses)."""
+    try:
+        import aedat
+    except ImportError:  # pragma: no cover - aedat is a dependency
+        raise DataError(f"{path}: reading .aedat4 files needs the aedat package (pip install aedat)") from None
+    _aedat4_framing(path)
+    decoder = aedat.Decoder(str(path))
+    streams = {sid: s for sid, s in decoder.id_to_stream().items() if s.get("type") == "events"}
+    if not streams:
+        raise ValueError("it holds no event stream")
+    sid = min(streams)
+    width, height = int(streams[sid]["width"]), int(streams[sid]["height"])
+    if not (0 < width <= 4096 and 0 < height <= 4096):
+        raise ValueError(f"its event stream declares a {width}x{height} sensor")
+    packets = [packet["events"] for packet in decoder if packet["stream_id"] == sid and "events" in packet]
+    events = np.concatenate(packets) if packets else np.zeros(0, dtype=[("t", "<u8"), ("x", "<u2"), ("y", "<u2"),
+                                                                         ("on", "?")])
+    return (events["x"].astype(np.int64), events["y"].astype(np.int64), events["on"].astype(np.int64),
+            events["t"].astype(np.int64), width, height)
 
 
 # ----------------------------------------------------------------------------- cache

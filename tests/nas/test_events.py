@@ -43,6 +43,46 @@ def write_aedat2(path, x, y, p, t):
     path.write_bytes(header + body.tobytes())
 
 
+def _flatbuffer_table(fields: bytes, field_offsets: list[int], *, table_size: int, identifier: bytes) -> bytes:
+    """[root offset][identifier][vtable][table: soffset + fields]: a flatbuffer with one table."""
+    vtable = np.array([4 + 2 * len(field_offsets), table_size, *field_offsets], dtype="<u2").tobytes()
+    table_at = 8 + len(vtable)
+    table_at += -table_at % 4
+    head = np.array([table_at], dtype="<u4").tobytes() + identifier + vtable
+    head += b"\0" * (table_at - len(head))
+    return head + np.array([table_at - 8], dtype="<i4").tobytes() + fields
+
+
+def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2):
+    """tonic's CIFAR10-DVS release: AEDAT 4 (DV's format), written from its published schemas
+    (ioheader.fbs, events.fbs): magic line, u32 length + IOHeader flatbuffer (no compression, the
+    stream description as XML), then packets of (u32 stream id, u32 length, size-prefixed
+    EventPacket flatbuffer of 16-byte Event structs: int64 t, int16 x, int16 y, bool on)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xml = (f'<dv version="2.0"><node name="outInfo" path="/mainloop/output_file/outInfo/"><node name="0" '
+           'path="/mainloop/output_file/outInfo/0/"><attr key="compression" type="string">NONE</attr>'
+           '<attr key="typeIdentifier" type="string">EVTS</attr><node name="info" '
+           f'path="/mainloop/output_file/outInfo/0/info/"><attr key="sizeX" type="int">{width}</attr>'
+           f'<attr key="sizeY" type="int">{height}</attr></node></node></node></dv>').encode()
+    # IOHeader: only field 2 (description) present; compression None and file_data_position -1 by default
+    text = np.array([len(xml)], dtype="<u4").tobytes() + xml + b"\0"
+    header = _flatbuffer_table(np.array([4], dtype="<u4").tobytes() + text, [0, 0, 4], table_size=8,
+                               identifier=b"IOHE")
+    out = b"#!AER-DAT4.0\r\n" + np.array([len(header)], dtype="<u4").tobytes() + header
+    event = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "?"), ("pad", "V3")])
+    for chunk in np.array_split(np.arange(len(x)), packets):
+        rows = np.zeros(len(chunk), dtype=event)
+        rows["t"], rows["x"], rows["y"], rows["on"] = (np.asarray(a)[chunk] for a in (t, x, y, p))
+        # after the u32 size prefix: root offset, "EVTS", vtable (6 bytes) + 2 pad, table at 16 (soffset, offset
+        # to the vector), 4 pad, vector length at 28, structs at 32
+        vector = np.array([len(rows)], dtype="<u4").tobytes() + rows.tobytes()
+        body = _flatbuffer_table(np.array([8], dtype="<u4").tobytes() + b"\0" * 4 + vector, [4], table_size=8,
+                                 identifier=b"EVTS")
+        packet = np.array([len(body)], dtype="<u4").tobytes() + body
+        out += np.array([0, len(packet)], dtype="<u4").tobytes() + packet
+    path.write_bytes(out)
+
+
 def _stream(n=40, seed=0, side=34):
     rng = np.random.default_rng(seed)
     return (rng.integers(0, side, n), rng.integers(0, side, n), rng.integers(0, 2, n), np.sort(rng.integers(0, 300_000, n)))
@@ -111,12 +151,53 @@ def test_cifar10_dvs_reader_reads_aedat_files_of_the_original_release(tmp_path, 
                                                                      size=128))
 
 
+def test_cifar10_dvs_reader_reads_tonics_aedat4_release(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for label, name in enumerate(events.CIFAR10_CLASSES):
+        for i in range(10):
+            write_aedat4(tmp_path / "c" / name / f"cifar10_{name}_{i}.aedat4", *_stream(seed=label * 10 + i, side=128))
+    data = load_dataset(f"cifar10-dvs@4:{tmp_path / 'c'}")
+    assert data.images.shape == (100, 4, 2, 128, 128) and data.test_from == 90
+    assert data.labels[:9].tolist() == [0] * 9 and data.labels[90:].tolist() == list(range(10))
+    for row, seed in ((0, 0), (90, 9), (99, 99)):  # a training file of class 0, the held-out files of 0 and 9
+        x, y, p, t = _stream(seed=seed, side=128)
+        assert np.array_equal(data.images[row].numpy(),
+                              events_to_frames(x, y, p, t, width=128, height=128, time_steps=4, size=128))
+
+
+@pytest.mark.parametrize("damage", ["cut inside a packet", "header length 4 GiB", "packet length 4 GiB",
+                                    "foreign", "stream of frames only"])
+def test_a_torn_or_crafted_aedat4_file_is_named_before_decoding(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
+    for label, name in enumerate(events.CIFAR10_CLASSES):
+        for i in range(10):  # ten a class: the last one is held out
+            write_aedat4(tmp_path / name / f"{i}.aedat4", *_stream(seed=label + i, side=128))
+    bad = tmp_path / "truck" / "9.aedat4"
+    raw = bytearray(bad.read_bytes())
+    magic = len(b"#!AER-DAT4.0\r\n")
+    header_end = magic + 4 + int.from_bytes(raw[magic:magic + 4], "little")
+    if damage == "cut inside a packet":
+        raw = raw[:-100]
+    elif damage == "header length 4 GiB":
+        raw[magic:magic + 4] = b"\xff\xff\xff\xff"
+    elif damage == "packet length 4 GiB":
+        raw[header_end + 4:header_end + 8] = b"\xff\xff\xff\xff"
+    elif damage == "foreign":
+        raw = bytearray(b"PK\x03\x04" + bytes(200))
+    else:
+        raw = bytearray(bytes(raw).replace(b">EVTS<", b">FRME<"))
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as info:
+        load_dataset(f"cifar10-dvs:{tmp_path}")
+    assert str(info.value).startswith(f"{bad}: not a readable cifar10-dvs recording") and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("spec, words", [
     ("n-mnist:{d}/absent", ["no such directory", "Train/<digit>/*.bin", "never downloads", "garrickorchard"]),
     ("n-mnist:{d}", ["no Test/<digit>/*.bin files"]),  # a partial folder: training files only
     ("n-mnist", ["give the folder", "n-mnist:DIR"]),
     ("dvs-gesture:{d}", ["ibmGestureTrain"]),
-    ("cifar10-dvs:{d}", ["no .aedat files for airplane"]),
+    ("cifar10-dvs:{d}", ["no .aedat or .aedat4 files for airplane", ".aedat4"]),
     ("n-mnist@0:{d}", ["time steps after @"]),
     ("digits-dvs:{d}", ["takes no folder"]),
 ])
