@@ -138,26 +138,15 @@ def test_dvs_gesture_reader_reads_tonics_npy_release(tmp_path, monkeypatch):
     assert sorted(data.labels.tolist()) == [0, 0, 10, 10]
 
 
-def test_cifar10_dvs_reader_reads_aedat_files_of_the_original_release(tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix, write", [(".aedat", write_aedat2), (".aedat4", write_aedat4)],
+                         ids=["original AER-DAT release", "tonic's AEDAT 4 release"])
+def test_cifar10_dvs_reader_reads_both_releases(tmp_path, monkeypatch, suffix, write):
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for label, name in enumerate(events.CIFAR10_CLASSES):
         for i in range(10):
-            write_aedat2(tmp_path / "c" / name / f"cifar10_{name}_{i}.aedat", *_stream(seed=label * 10 + i, side=128))
+            write(tmp_path / "c" / name / f"cifar10_{name}_{i}{suffix}", *_stream(seed=label * 10 + i, side=128))
     data = load_dataset(f"cifar10-dvs@4:{tmp_path / 'c'}")
     assert data.images.shape == (100, 4, 2, 128, 128) and data.test_from == 90  # the first 9 of each class train
-    assert data.labels[:9].tolist() == [0] * 9 and data.labels[90:].tolist() == list(range(10))
-    x, y, p, t = _stream(seed=0, side=128)
-    assert np.array_equal(data.images[0].numpy(), events_to_frames(x, y, p, t, width=128, height=128, time_steps=4,
-                                                                     size=128))
-
-
-def test_cifar10_dvs_reader_reads_tonics_aedat4_release(tmp_path, monkeypatch):
-    monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
-    for label, name in enumerate(events.CIFAR10_CLASSES):
-        for i in range(10):
-            write_aedat4(tmp_path / "c" / name / f"cifar10_{name}_{i}.aedat4", *_stream(seed=label * 10 + i, side=128))
-    data = load_dataset(f"cifar10-dvs@4:{tmp_path / 'c'}")
-    assert data.images.shape == (100, 4, 2, 128, 128) and data.test_from == 90
     assert data.labels[:9].tolist() == [0] * 9 and data.labels[90:].tolist() == list(range(10))
     for row, seed in ((0, 0), (90, 9), (99, 99)):  # a training file of class 0, the held-out files of 0 and 9
         x, y, p, t = _stream(seed=seed, side=128)
