@@ -149,3 +149,26 @@ def test_older_studies_keep_their_accuracy_objective_and_resume(tmp_path, split)
     assert len([t for t in again.trials if t.values and "duplicate_of" not in t.user_attrs]) == 2
     with pytest.raises(SearchError, match="different proxy_settings"):
         run_search(_settings(tmp_path, budget=3), space, split, device=CPU)  # the new default is another proxy
+
+
+@pytest.mark.parametrize("budget, startup", [(20, 5), (200, 10), (8, 4)])
+def test_tpe_models_after_a_quarter_of_a_small_budget_and_joins_parameters(budget, startup):
+    """Random start-up trials: Optuna's 10, at most a quarter of a small budget; the proposals after
+    them differ from the random sampler's. Multivariate, grouped, with a constant liar for workers."""
+    from nas.study import make_sampler
+
+    def proposals(sampler, n):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        out = []
+        for _ in range(n):
+            trial = study.ask()
+            x, y = trial.suggest_float("x", 0, 1), trial.suggest_int("y", 0, 9)
+            study.tell(trial, [x, y])
+            out.append((x, y))
+        return out
+
+    tpe = make_sampler("tpe", seed=3, budget=budget)
+    assert (tpe._multivariate, tpe._group, tpe._constant_liar) == (True, True, True)
+    modelled = proposals(tpe, startup + 3)
+    random = proposals(optuna.samplers.RandomSampler(seed=3), startup + 3)
+    assert modelled[:startup] == random[:startup] and modelled[startup] != random[startup]
