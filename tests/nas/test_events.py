@@ -53,21 +53,31 @@ def _flatbuffer_table(fields: bytes, field_offsets: list[int], *, table_size: in
     return head + np.array([table_at - 8], dtype="<i4").tobytes() + fields
 
 
-def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2):
+def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2, data_table=False):
     """tonic's CIFAR10-DVS release: AEDAT 4 (DV's format), written from its published schemas
     (ioheader.fbs, events.fbs): magic line, u32 length + IOHeader flatbuffer (no compression, the
     stream description as XML), then packets of (u32 stream id, u32 length, size-prefixed
-    EventPacket flatbuffer of 16-byte Event structs: int64 t, int16 x, int16 y, bool on)."""
+    EventPacket flatbuffer of 16-byte Event structs: int64 t, int16 x, int16 y, bool on).
+    ``data_table``: DV's trailing table of packets after them, which file_data_position points at
+    (bytes here that would read as a torn packet if a reader took them for one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     xml = (f'<dv version="2.0"><node name="outInfo" path="/mainloop/output_file/outInfo/"><node name="0" '
            'path="/mainloop/output_file/outInfo/0/"><attr key="compression" type="string">NONE</attr>'
            '<attr key="typeIdentifier" type="string">EVTS</attr><node name="info" '
            f'path="/mainloop/output_file/outInfo/0/info/"><attr key="sizeX" type="int">{width}</attr>'
            f'<attr key="sizeY" type="int">{height}</attr></node></node></node></dv>').encode()
-    # IOHeader: only field 2 (description) present; compression None and file_data_position -1 by default
+    # IOHeader: compression absent (None); file_data_position (int64, default -1) when there is a table;
+    # the description (a string after the table's fields)
     text = np.array([len(xml)], dtype="<u4").tobytes() + xml + b"\0"
-    header = _flatbuffer_table(np.array([4], dtype="<u4").tobytes() + text, [0, 0, 4], table_size=8,
-                               identifier=b"IOHE")
+
+    def io_header(data_position):
+        if data_position is None:
+            return _flatbuffer_table(np.array([4], dtype="<u4").tobytes() + text, [0, 0, 4], table_size=8,
+                                     identifier=b"IOHE")
+        fields = np.array([data_position], dtype="<i8").tobytes() + np.array([4], dtype="<u4").tobytes() + text
+        return _flatbuffer_table(fields, [0, 4, 12], table_size=16, identifier=b"IOHE")
+
+    header = io_header(0 if data_table else None)
     out = b"#!AER-DAT4.0\r\n" + np.array([len(header)], dtype="<u4").tobytes() + header
     event = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "?"), ("pad", "V3")])
     for chunk in np.array_split(np.arange(len(x)), packets):
@@ -80,6 +90,9 @@ def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2):
                                  identifier=b"EVTS")
         packet = np.array([len(body)], dtype="<u4").tobytes() + body
         out += np.array([0, len(packet)], dtype="<u4").tobytes() + packet
+    if data_table:  # the same header with the table's position, then the table
+        table_at = len(out)
+        out = out.replace(header, io_header(table_at), 1) + np.array([0, 0xFFFFFF00, 7], dtype="<u4").tobytes()
     path.write_bytes(out)
 
 
@@ -138,8 +151,9 @@ def test_dvs_gesture_reader_reads_tonics_npy_release(tmp_path, monkeypatch):
     assert sorted(data.labels.tolist()) == [0, 0, 10, 10]
 
 
-@pytest.mark.parametrize("suffix, write", [(".aedat", write_aedat2), (".aedat4", write_aedat4)],
-                         ids=["original AER-DAT release", "tonic's AEDAT 4 release"])
+@pytest.mark.parametrize("suffix, write", [(".aedat", write_aedat2), (".aedat4", write_aedat4),
+                                           (".aedat4", lambda *a: write_aedat4(*a, data_table=True))],
+                         ids=["original AER-DAT release", "tonic's AEDAT 4 release", "AEDAT 4 with a packet table"])
 def test_cifar10_dvs_reader_reads_both_releases(tmp_path, monkeypatch, suffix, write):
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for label, name in enumerate(events.CIFAR10_CLASSES):
