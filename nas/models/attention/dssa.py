@@ -51,16 +51,20 @@ class DSSA(SpikingBranch):
         self._initialised = bool(self.rates_initialised)
 
     def _rate(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """Per-head firing rate of ``x`` [T, B, h, *, *]: batch value in training, EMA in eval."""
-        batch_rate = x.detach().abs().float().mean(dim=(0, 1, 3, 4))  # [h]
+        """Per-head firing rate of ``x`` [T, B, h, *, *]: batch value in training, EMA in eval.
+        In eval with stored rates nothing is computed from ``x`` (the energy counter would charge
+        an unused mean, which a traced or exported program drops)."""
         stored = getattr(self, name)
+        if not self.training and self._initialised:
+            return stored.clone()
+        batch_rate = x.detach().abs().float().mean(dim=(0, 1, 3, 4))  # [h]
         if self.training:
             if self._initialised:
                 stored.mul_(RATE_MOMENTUM).add_(batch_rate, alpha=1 - RATE_MOMENTUM)
             else:
                 stored.copy_(batch_rate)
             return stored.clone()
-        return stored.clone() if self._initialised else batch_rate
+        return batch_rate
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
         t, b, c, height, width = s.shape
