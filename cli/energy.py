@@ -63,6 +63,8 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
             model.load_state_dict(state)
         return _Model(model, arch, data_spec=((obj.get("meta") or {}).get("data") or {}).get("spec"))
     loaded = load_module_file(path, trust_pickle=trust_pickle)
+    for note in loaded.notes:
+        err_console.print(f"note: {path}: {note}", markup=False, highlight=False)
     if time_steps is not None:
         raise CliError(f"--time-steps applies to snnas models and zoo names; {path} is a {loaded.kind} file "
                        "whose time steps are fixed by its inputs")

@@ -34,6 +34,7 @@ class LoadedModel:
     kind: str  # "torchscript" | "export" | "pickle" | ...
     example_inputs: tuple[torch.Tensor, ...] | None = None  # torch.export keeps them
     module_types: dict[str, str] | None = None  # export: module path -> qualified class name
+    notes: tuple[str, ...] = ()  # what the user should know about the file (one line each)
 
 
 # Saved spiking models call the custom ops of the library that built them (spikingjelly's neuron
@@ -56,6 +57,54 @@ def register_custom_ops() -> None:
                     importlib.import_module(f"{name}.{found.name}")
                 except Exception:  # noqa: BLE001 - a kernel package that fails here is one a file cannot use
                     pass
+
+
+STALE_STATE = ("{n} spiking neuron(s) start from membrane potentials saved in the file: a forward pass ran "
+               "before it was {how} without spikingjelly's functional.reset_net, so every pass of this program "
+               "starts from that state (the counts are of that program; reset the network before saving)")
+
+
+def _nonzero(value) -> bool:
+    return isinstance(value, torch.Tensor) and value.numel() > 0 and bool(value.ne(0).any())
+
+
+def _stale_export_state(program) -> int:
+    """Neuron ops (a schema argument named ``v``, as spikingjelly's ``sj_*`` kernels have) whose
+    membrane input is a non-zero tensor saved with the program."""
+    specs = {spec.arg.name: spec for spec in program.graph_signature.input_specs if hasattr(spec.arg, "name")}
+    stale = 0
+    for node in program.graph.nodes:
+        schema = getattr(node.target, "_schema", None) if node.op == "call_function" else None
+        for i, argument in enumerate(schema.arguments if schema is not None else ()):
+            if argument.name != "v":
+                continue
+            value = node.args[i] if i < len(node.args) else node.kwargs.get("v")
+            spec = specs.get(value.name) if isinstance(value, torch.fx.Node) and value.op == "placeholder" else None
+            if spec is not None:
+                saved = program.constants.get(spec.target, program.state_dict.get(spec.target))
+                stale += _nonzero(saved)
+    return stale
+
+
+def _stale_script_state(module) -> int:
+    """The same for a TorchScript module: neuron ops whose ``v`` is a non-zero constant tensor."""
+    stale = 0
+    try:
+        nodes = list(module.inlined_graph.nodes())
+    except (AttributeError, RuntimeError):
+        return 0
+    for node in nodes:
+        if not node.kind().startswith("sj_"):
+            continue
+        try:
+            arguments = torch._C.parse_schema(node.schema()).arguments
+        except (RuntimeError, ValueError):
+            continue
+        for i, argument in enumerate(arguments):
+            if argument.name == "v" and i < node.inputsSize():
+                source = node.inputsAt(i).node()
+                stale += source.kind() == "prim::Constant" and _nonzero(source.output().toIValue())
+    return stale
 
 
 def _export_module_types(program) -> dict[str, str]:
@@ -130,12 +179,17 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedM
         register_custom_ops()
     try:
         if kind == "torchscript":
-            return LoadedModel(torch.jit.load(str(path), map_location="cpu"), "torchscript")
+            module = torch.jit.load(str(path), map_location="cpu")
+            stale = _stale_script_state(module)
+            return LoadedModel(module, "torchscript",
+                               notes=(STALE_STATE.format(n=stale, how="traced"),) if stale else ())
         if kind == "export":
             program = load_export_archive(path)
             example = program.example_inputs[0] if program.example_inputs else None
+            stale = _stale_export_state(program)
             return LoadedModel(torch.export.unflatten(program), "export", tuple(example) if example else None,
-                               _export_module_types(program))
+                               _export_module_types(program),
+                               notes=(STALE_STATE.format(n=stale, how="exported"),) if stale else ())
     except RefusedFile as exc:
         raise ModelFileError(str(exc)) from None
     except (RuntimeError, ValueError, KeyError, zipfile.BadZipFile) as exc:

@@ -164,3 +164,29 @@ def test_a_scripted_model_with_loops_and_branches_counts_as_it_runs_in_python(tm
     scripted = count_ops(load_module_file(tmp_path / "loop.ts").module, x, batch_dim=1)
     assert _table(scripted) == _table(eager)
     assert eager.total("ac") > 0 and eager.total("macs") == 3 * 4 * 3
+
+
+def test_a_file_saved_after_a_forward_pass_without_reset_is_noted_and_a_clean_one_is_not(tmp_path):
+    """Tracing or exporting a spikingjelly network that has just run saves its membrane potentials
+    in the program: every pass then starts from them. The loader says so; a reset network is silent."""
+    from spikingjelly.activation_based.functional import reset_net
+
+    from energy.loading import load_module_file
+
+    model, x = build_model(tiny_arch()).eval(), torch.rand(2, 3, 16, 16)
+    for stale in (True, False):
+        with torch.no_grad():
+            reset_net(model)
+            if stale:
+                model(x)
+            torch.jit.trace(model, (x,), check_trace=False).save(str(tmp_path / "m.ts"))
+            reset_net(model)
+            if stale:
+                model(x)
+            torch.export.save(torch.export.export(model, (x,)), tmp_path / "m.pt2")
+        for name, how in (("m.ts", "traced"), ("m.pt2", "exported")):
+            notes = load_module_file(tmp_path / name).notes
+            if stale:
+                assert len(notes) == 1 and f"before it was {how} without spikingjelly's functional.reset_net" in notes[0]
+            else:
+                assert notes == (), name
