@@ -277,23 +277,38 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
         trial = _claim(study, settings, worker)
         if trial is None:
             continue
-        arch = space.suggest(trial, shape)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("seed", settings.proxy_settings.seed)
-        trial.set_user_attr("threads", torch.get_num_threads())  # the proxy's numbers depend on it
-        if _reuse_duplicate(study, trial, arch):
-            streaks["duplicate"] += 1
-            if streaks["duplicate"] >= MAX_CONSECUTIVE_DUPLICATES:
-                log.warning("the sampler proposed %d evaluated architectures in a row: the space looks exhausted; "
-                            "stopping with %d evaluated trials", streaks["duplicate"], done)
-                break
-            continue
-        streaks["duplicate"] = 0
-        params = _params(arch)
-        if _prune(study, trial, arch, params, settings, streaks, on_event, done):
-            continue
-        _evaluate(study, trial, arch, params, settings, split, profiles, device, on_event, done)
+        try:
+            arch = space.suggest(trial, shape)
+            trial.set_user_attr("arch", arch.to_dict())
+            trial.set_user_attr("seed", settings.proxy_settings.seed)
+            trial.set_user_attr("threads", torch.get_num_threads())  # the proxy's numbers depend on it
+            if _reuse_duplicate(study, trial, arch):
+                streaks["duplicate"] += 1
+                if streaks["duplicate"] >= MAX_CONSECUTIVE_DUPLICATES:
+                    log.warning("the sampler proposed %d evaluated architectures in a row: the space looks "
+                                "exhausted; stopping with %d evaluated trials", streaks["duplicate"], done)
+                    break
+                continue
+            streaks["duplicate"] = 0
+            params = _params(arch)
+            if _prune(study, trial, arch, params, settings, streaks, on_event, done):
+                continue
+            _evaluate(study, trial, arch, params, settings, split, profiles, device, on_event, done)
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM at any moment of the trial: not the candidate's fault
+            _requeue_interrupted(study, trial)
+            raise
     return study
+
+
+def _requeue_interrupted(study: optuna.Study, trial: optuna.trial.Trial) -> None:
+    """Fail a trial this worker was running when it was stopped, uncounted, and queue it again;
+    a trial already told (stopped just after) is left as it is."""
+    frozen = study.trials[trial.number]
+    if frozen.state != optuna.trial.TrialState.RUNNING:
+        return
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    retry(study, study.trials[trial.number])
 
 
 def _claim(study: optuna.Study, settings: SearchSettings, worker: WorkerInfo) -> optuna.trial.Trial | None:
@@ -344,11 +359,6 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
             result.zero_cost
         if not (math.isfinite(objective) and math.isfinite(energy)):
             raise CandidateFailed(f"the objectives are not finite numbers ({objective}, {energy} mJ)")
-    except KeyboardInterrupt:  # not the candidate's fault: fail it uncounted and queue it again
-        trial.set_user_attr("fail_reason", "interrupted")
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        retry(study, study.trials[trial.number])
-        raise
     except (CandidateFailed, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:300] if isinstance(exc, CandidateFailed) else \
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
