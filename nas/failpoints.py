@@ -1,8 +1,9 @@
 """Failpoints: named places where a test makes snnas die as a crash, a kill or a full disk would.
 
 Inert unless ``SNNAS_FAILPOINT`` is set, as ``<name>:<n>`` (the n-th time the place is reached)
-with an optional ``=<action>``: ``kill`` (SIGKILL this process, the default) or ``enospc``
-(raise "no space left on device"). The fault-injection tests (tests/faults) use them to stop
+with an optional ``=<action>``: ``kill`` (SIGKILL this process, the default), ``enospc``
+(raise "no space left on device") or ``sigterm`` (a batch scheduler's stop, handled as the CLI
+handles it). The fault-injection tests (tests/faults) use them to stop
 a search at every moment that matters and check that nothing is lost or counted twice.
 """
 
@@ -30,4 +31,7 @@ def failpoint(name: str) -> None:
         return
     if action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if action == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     os.kill(os.getpid(), signal.SIGKILL)

@@ -282,6 +282,7 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
             trial.set_user_attr("arch", arch.to_dict())
             trial.set_user_attr("seed", settings.proxy_settings.seed)
             trial.set_user_attr("threads", torch.get_num_threads())  # the proxy's numbers depend on it
+            failpoint("proposed")
             if _reuse_duplicate(study, trial, arch):
                 streaks["duplicate"] += 1
                 if streaks["duplicate"] >= MAX_CONSECUTIVE_DUPLICATES:

@@ -120,6 +120,19 @@ def test_a_record_appended_after_a_torn_one_is_kept(tmp_path):
     assert optuna.load_study(study_name="s", storage=storage).trials[0].state == TrialState.WAITING
 
 
+def test_sigterm_before_training_starts_still_requeues_the_proposed_trial(tmp_path):
+    """A stop after the candidate is proposed, before its training (parameter count, duplicate
+    check): the trial is failed as interrupted and queued again, not left RUNNING."""
+    run = start("search", "--study", "p", "--budget", "2", "--steps", "2", "--out", str(tmp_path), *TINY,
+                env={**os.environ, "SNNAS_FAILPOINT": "proposed:1=sigterm"})
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 143 and "terminated: the results so far are written" in err, err
+    storage, _ = open_journal(tmp_path / "p" / "study.journal")
+    trials = optuna.load_study(study_name="p", storage=storage).trials
+    assert [(t.state, t.user_attrs.get("fail_reason"), t.user_attrs.get("retry_of")) for t in trials] == \
+        [(TrialState.FAIL, "interrupted", None), (TrialState.WAITING, None, 0)]
+
+
 @pytest.mark.slow  # a real search, stopped or damaged, then resumed
 def test_sigterm_stops_a_run_writes_the_results_and_requeues_the_running_trial(tmp_path):
     common = ["search", "--study", "g", "--budget", "4", "--steps", "40", "--out", str(tmp_path), *TINY]
