@@ -301,13 +301,11 @@ def _aedat4_framing(path: Path) -> None:
 
 
 def _ioheader_data_position(buf: bytes) -> int:
-    """file_data_position (field 1, int64, default -1) of an IOHeader flatbuffer, read by hand."""
-    def u32(at: int) -> int:
-        if at < 0 or at + 4 > len(buf):
-            raise ValueError("its header is torn")
-        return int.from_bytes(buf[at:at + 4], "little")
-
-    table = u32(0)
+    """file_data_position (field 1, int64, default -1) of an IOHeader flatbuffer, read by hand:
+    root offset -> table, whose first 4 bytes point back to its vtable of u16 field offsets."""
+    table = int.from_bytes(buf[:4], "little")
+    if len(buf) < 4 or table + 4 > len(buf):
+        raise ValueError("its header is torn")
     vtable = table - int.from_bytes(buf[table:table + 4], "little", signed=True)
     if vtable < 0 or vtable + 4 > len(buf):
         raise ValueError("its header is torn")

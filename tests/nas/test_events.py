@@ -169,7 +169,7 @@ def test_cifar10_dvs_reader_reads_both_releases(tmp_path, monkeypatch, suffix, w
 
 
 @pytest.mark.parametrize("damage", ["cut inside a packet", "header length 4 GiB", "packet length 4 GiB",
-                                    "foreign", "stream of frames only"])
+                                    "header table outside the header", "foreign", "stream of frames only"])
 def test_a_torn_or_crafted_aedat4_file_is_named_before_decoding(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for label, name in enumerate(events.CIFAR10_CLASSES):
@@ -183,6 +183,8 @@ def test_a_torn_or_crafted_aedat4_file_is_named_before_decoding(tmp_path, monkey
         raw = raw[:-100]
     elif damage == "header length 4 GiB":
         raw[magic:magic + 4] = b"\xff\xff\xff\xff"
+    elif damage == "header table outside the header":  # the decoder reads the header unchecked: never reach it
+        raw[magic + 4:magic + 8] = b"\x00\x00\xff\xff"
     elif damage == "packet length 4 GiB":
         raw[header_end + 4:header_end + 8] = b"\xff\xff\xff\xff"
     elif damage == "foreign":
