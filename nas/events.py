@@ -270,12 +270,17 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
 AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
 
 
+AEDAT4_MAX_DECODED = 1 << 30  # bytes a compressed file may decode to: 64 M events, ~100x a CIFAR10-DVS recording
+
+
 def _aedat4_framing(path: Path) -> None:
     """Check an AEDAT 4 file's framing before the decoder allocates anything: the header and every
-    packet must fit in the file (a crafted length would otherwise make it allocate up to 4 GiB).
-    The file: magic, u32 length + IOHeader flatbuffer (compression, file_data_position,
-    description), then packets of u32 stream id, u32 length, payload, up to file_data_position
-    (where a table of packets begins) or the end of the file."""
+    packet must fit in the file (a crafted length would otherwise make it allocate up to 4 GiB),
+    and a compressed file may not decode to more than ``AEDAT4_MAX_DECODED`` bytes (a crafted
+    LZ4 or Zstandard packet could otherwise expand a few kilobytes into gigabytes; the decoder
+    decompresses every packet whole). The file: magic, u32 length + IOHeader flatbuffer
+    (compression, file_data_position, description), then packets of u32 stream id, u32 length,
+    payload, up to file_data_position (where a table of packets begins) or the end of the file."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         if f.read(len(AEDAT4_MAGIC)) != AEDAT4_MAGIC:
@@ -286,9 +291,13 @@ def _aedat4_framing(path: Path) -> None:
             raise ValueError("its header is torn")
         header = f.read(length)
         end = len(AEDAT4_MAGIC) + 4 + length
-        data_end = _ioheader_data_position(header)
+        compression = _ioheader_field(header, 0, 4, 0)
+        data_end = _ioheader_field(header, 1, 8, -1)
+        bound = {0: None, 1: _lz4_bound, 2: _lz4_bound, 3: _zstd_bound, 4: _zstd_bound}.get(compression, ...)
+        if bound is ...:
+            raise ValueError(f"its header names an unknown compression ({compression})")
         stop = data_end if 0 <= data_end <= size else size
-        position = end
+        position, decoded = end, 0
         while position < stop:
             f.seek(position)
             frame = f.read(8)
@@ -297,12 +306,19 @@ def _aedat4_framing(path: Path) -> None:
             length = int.from_bytes(frame[4:], "little")
             if position + 8 + length > size:
                 raise ValueError(f"the packet at byte {position} runs past the end of the file (torn)")
+            if bound is not None:
+                decoded += bound(f, position + 8, position + 8 + length, AEDAT4_MAX_DECODED - decoded)
+                if decoded > AEDAT4_MAX_DECODED:
+                    raise ValueError(f"its compressed packets could decode to more than {AEDAT4_MAX_DECODED >> 30} "
+                                     f"GiB (the packet at byte {position} takes it over)")
             position += 8 + length
 
 
-def _ioheader_data_position(buf: bytes) -> int:
-    """file_data_position (field 1, int64, default -1) of an IOHeader flatbuffer, read by hand:
-    root offset -> table, whose first 4 bytes point back to its vtable of u16 field offsets."""
+def _ioheader_field(buf: bytes, index: int, size: int, default: int) -> int:
+    """Field ``index`` (a little-endian signed integer of ``size`` bytes) of an IOHeader flatbuffer,
+    read by hand: root offset -> table, whose first 4 bytes point back to its vtable of u16 field
+    offsets (compression is field 0, int32, default None = 0; file_data_position field 1, int64,
+    default -1)."""
     table = int.from_bytes(buf[:4], "little")
     if len(buf) < 4 or table + 4 > len(buf):
         raise ValueError("its header is torn")
@@ -310,14 +326,87 @@ def _ioheader_data_position(buf: bytes) -> int:
     if vtable < 0 or vtable + 4 > len(buf):
         raise ValueError("its header is torn")
     vsize = int.from_bytes(buf[vtable:vtable + 2], "little")
-    if vsize < 8 or vtable + 8 > len(buf):
-        return -1  # the field is absent: its default
-    offset = int.from_bytes(buf[vtable + 6:vtable + 8], "little")
+    at = vtable + 4 + 2 * index
+    if vsize < 6 + 2 * index or at + 2 > len(buf):
+        return default  # the field is absent
+    offset = int.from_bytes(buf[at:at + 2], "little")
     if offset == 0:
-        return -1
-    if table + offset + 8 > len(buf):
+        return default
+    if table + offset + size > len(buf):
         raise ValueError("its header is torn")
-    return int.from_bytes(buf[table + offset:table + offset + 8], "little", signed=True)
+    return int.from_bytes(buf[table + offset:table + offset + size], "little", signed=True)
+
+
+def _read_at(f, position: int, n: int, end: int) -> bytes:
+    if position + n > end:
+        raise ValueError(f"a compressed packet is torn at byte {position}")
+    f.seek(position)
+    return f.read(n)
+
+
+# Every block is charged at least this many bytes, so that walking a crafted packet of millions of
+# empty blocks stops at the limit within seconds (a real stream's blocks decode to kilobytes each).
+MIN_BLOCK_CHARGE = 64
+
+
+def _lz4_bound(f, position: int, end: int, limit: int) -> int:
+    """Most bytes the LZ4 frames in [position, end) can decode to, from their block headers
+    (LZ4 frame format 1.6: a compressed block decodes to at most the frame's block maximum);
+    stops early once over ``limit``."""
+    total = 0
+    while position < end and total <= limit:
+        magic = int.from_bytes(_read_at(f, position, 4, end), "little")
+        if 0x184D2A50 <= magic <= 0x184D2A5F:  # a skippable frame
+            position += 8 + int.from_bytes(_read_at(f, position + 4, 4, end), "little")
+            continue
+        if magic != 0x184D2204:
+            raise ValueError(f"a packet is not LZ4-compressed as its header says (byte {position})")
+        flags, block_descriptor = _read_at(f, position + 4, 2, end)
+        position += 7 + 8 * bool(flags & 0x08) + 4 * bool(flags & 0x01)  # magic, FLG, BD, [size], [dict id], HC
+        block_max = 1 << (8 + 2 * ((block_descriptor >> 4) & 0x7))  # 4 -> 64 KiB ... 7 -> 4 MiB
+        while True:
+            word = int.from_bytes(_read_at(f, position, 4, end), "little")
+            position += 4
+            if word == 0:  # end mark, then the optional content checksum
+                position += 4 * bool(flags & 0x04)
+                break
+            length = word & 0x7FFFFFFF
+            total += max(length if word & 0x80000000 else block_max, MIN_BLOCK_CHARGE)
+            position += length + 4 * bool(flags & 0x10)
+            if total > limit:
+                return total
+    return total
+
+
+def _zstd_bound(f, position: int, end: int, limit: int) -> int:
+    """Most bytes the Zstandard frames in [position, end) can decode to, from their block headers
+    (RFC 8878: raw and RLE blocks state their size, a compressed block decodes to at most 128 KiB);
+    stops early once over ``limit``."""
+    total = 0
+    while position < end and total <= limit:
+        magic = int.from_bytes(_read_at(f, position, 4, end), "little")
+        if 0x184D2A50 <= magic <= 0x184D2A5F:  # a skippable frame
+            position += 8 + int.from_bytes(_read_at(f, position + 4, 4, end), "little")
+            continue
+        if magic != 0xFD2FB528:
+            raise ValueError(f"a packet is not Zstandard-compressed as its header says (byte {position})")
+        descriptor = _read_at(f, position + 4, 1, end)[0]
+        single_segment = bool(descriptor & 0x20)
+        content_size_bytes = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+        position += 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 0x3] + content_size_bytes
+        while True:
+            header = int.from_bytes(_read_at(f, position, 3, end), "little")
+            kind, length = (header >> 1) & 0x3, header >> 3
+            if kind == 3:
+                raise ValueError(f"a Zstandard block has the reserved type (byte {position})")
+            total += max((length, length, 128 << 10)[kind], MIN_BLOCK_CHARGE)
+            position += 3 + (1 if kind == 1 else length)
+            if total > limit:
+                return total
+            if header & 1:  # the last block, then the optional checksum
+                position += 4 * bool(descriptor & 0x04)
+                break
+    return total
 
 
 def read_aedat4(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:

@@ -53,29 +53,86 @@ def _flatbuffer_table(fields: bytes, field_offsets: list[int], *, table_size: in
     return head + np.array([table_at - 8], dtype="<i4").tobytes() + fields
 
 
-def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2, data_table=False):
+def _xxh32(data: bytes, seed: int = 0) -> int:
+    """XXH32 (the LZ4 frame format's header checksum), from its published specification."""
+    p1, p2, p3, p4, p5, mask = 2654435761, 2246822519, 3266489917, 668265263, 374761393, 0xFFFFFFFF
+    rotl = lambda v, r: ((v << r) | (v >> (32 - r))) & mask  # noqa: E731
+    n, i = len(data), 0
+    if n >= 16:
+        acc = [(seed + p1 + p2) & mask, (seed + p2) & mask, seed, (seed - p1) & mask]
+        while i + 16 <= n:
+            for k in range(4):
+                lane = int.from_bytes(data[i + 4 * k:i + 4 * k + 4], "little")
+                acc[k] = rotl((acc[k] + lane * p2) & mask, 13) * p1 & mask
+            i += 16
+        h = (rotl(acc[0], 1) + rotl(acc[1], 7) + rotl(acc[2], 12) + rotl(acc[3], 18)) & mask
+    else:
+        h = (seed + p5) & mask
+    h = (h + n) & mask
+    while i + 4 <= n:
+        h = rotl((h + int.from_bytes(data[i:i + 4], "little") * p3) & mask, 17) * p4 & mask
+        i += 4
+    for byte in data[i:]:
+        h = rotl((h + byte * p5) & mask, 11) * p1 & mask
+    h = (h ^ (h >> 15)) * p2 & mask
+    h = (h ^ (h >> 13)) * p3 & mask
+    return h ^ (h >> 16)
+
+
+def lz4_frame(data: bytes) -> bytes:
+    """An LZ4 frame (format 1.6) of stored blocks: magic, FLG (version 1, independent blocks), BD
+    (64 KiB blocks), header checksum, blocks with the 'uncompressed' bit, end mark."""
+    descriptor = bytes([0x60, 0x40])
+    out = (0x184D2204).to_bytes(4, "little") + descriptor + bytes([(_xxh32(descriptor) >> 8) & 0xFF])
+    for at in range(0, len(data), 1 << 16):
+        block = data[at:at + (1 << 16)]
+        out += (len(block) | 0x80000000).to_bytes(4, "little") + block
+    return out + bytes(4)
+
+
+def zstd_frame(data: bytes) -> bytes:
+    """A Zstandard frame (RFC 8878) of raw blocks: magic, descriptor (single segment, 4-byte
+    content size), the size, blocks of (3-byte header: last, type raw, size) + bytes."""
+    out = (0xFD2FB528).to_bytes(4, "little") + bytes([0xA0]) + len(data).to_bytes(4, "little")
+    chunks = [data[at:at + (1 << 17)] for at in range(0, len(data), 1 << 17)] or [b""]
+    for i, chunk in enumerate(chunks):
+        out += ((len(chunk) << 3) | (i == len(chunks) - 1)).to_bytes(3, "little") + chunk
+    return out
+
+
+COMPRESSION = {None: (0, lambda b: b), "lz4": (1, lz4_frame), "zstd": (3, zstd_frame)}  # ioheader.fbs's enum
+
+
+def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2, data_table=False, compression=None):
     """tonic's CIFAR10-DVS release: AEDAT 4 (DV's format), written from its published schemas
-    (ioheader.fbs, events.fbs): magic line, u32 length + IOHeader flatbuffer (no compression, the
+    (ioheader.fbs, events.fbs): magic line, u32 length + IOHeader flatbuffer (compression, the
     stream description as XML), then packets of (u32 stream id, u32 length, size-prefixed
-    EventPacket flatbuffer of 16-byte Event structs: int64 t, int16 x, int16 y, bool on).
+    EventPacket flatbuffer of 16-byte Event structs: int64 t, int16 x, int16 y, bool on), each
+    compressed as the header says (``compression``: None, "lz4" or "zstd").
     ``data_table``: DV's trailing table of packets after them, which file_data_position points at
     (bytes here that would read as a torn packet if a reader took them for one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    code, compress = COMPRESSION[compression]
     xml = (f'<dv version="2.0"><node name="outInfo" path="/mainloop/output_file/outInfo/"><node name="0" '
-           'path="/mainloop/output_file/outInfo/0/"><attr key="compression" type="string">NONE</attr>'
-           '<attr key="typeIdentifier" type="string">EVTS</attr><node name="info" '
+           f'path="/mainloop/output_file/outInfo/0/"><attr key="compression" type="string">{compression or "NONE"}'
+           '</attr><attr key="typeIdentifier" type="string">EVTS</attr><node name="info" '
            f'path="/mainloop/output_file/outInfo/0/info/"><attr key="sizeX" type="int">{width}</attr>'
            f'<attr key="sizeY" type="int">{height}</attr></node></node></node></dv>').encode()
-    # IOHeader: compression absent (None); file_data_position (int64, default -1) when there is a table;
-    # the description (a string after the table's fields)
+    # IOHeader: [file_data_position int64, when there is a table][compression int32, unless None]
+    # [offset to the description], then the description (a string after the table's fields)
     text = np.array([len(xml)], dtype="<u4").tobytes() + xml + b"\0"
 
     def io_header(data_position):
-        if data_position is None:
-            return _flatbuffer_table(np.array([4], dtype="<u4").tobytes() + text, [0, 0, 4], table_size=8,
-                                     identifier=b"IOHE")
-        fields = np.array([data_position], dtype="<i8").tobytes() + np.array([4], dtype="<u4").tobytes() + text
-        return _flatbuffer_table(fields, [0, 4, 12], table_size=16, identifier=b"IOHE")
+        fields, offsets = b"", [0, 0]
+        if data_position is not None:
+            offsets[1] = 4 + len(fields)
+            fields += np.array([data_position], dtype="<i8").tobytes()
+        if code:
+            offsets[0] = 4 + len(fields)
+            fields += np.array([code], dtype="<i4").tobytes()
+        offsets.append(4 + len(fields))
+        fields += np.array([4], dtype="<u4").tobytes()
+        return _flatbuffer_table(fields + text, offsets, table_size=4 + len(fields), identifier=b"IOHE")
 
     header = io_header(0 if data_table else None)
     out = b"#!AER-DAT4.0\r\n" + np.array([len(header)], dtype="<u4").tobytes() + header
@@ -88,7 +145,7 @@ def write_aedat4(path, x, y, p, t, *, width=128, height=128, packets=2, data_tab
         vector = np.array([len(rows)], dtype="<u4").tobytes() + rows.tobytes()
         body = _flatbuffer_table(np.array([8], dtype="<u4").tobytes() + b"\0" * 4 + vector, [4], table_size=8,
                                  identifier=b"EVTS")
-        packet = np.array([len(body)], dtype="<u4").tobytes() + body
+        packet = compress(np.array([len(body)], dtype="<u4").tobytes() + body)
         out += np.array([0, len(packet)], dtype="<u4").tobytes() + packet
     if data_table:  # the same header with the table's position, then the table
         table_at = len(out)
@@ -152,8 +209,11 @@ def test_dvs_gesture_reader_reads_tonics_npy_release(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("suffix, write", [(".aedat", write_aedat2), (".aedat4", write_aedat4),
-                                           (".aedat4", lambda *a: write_aedat4(*a, data_table=True))],
-                         ids=["original AER-DAT release", "tonic's AEDAT 4 release", "AEDAT 4 with a packet table"])
+                                           (".aedat4", lambda *a: write_aedat4(*a, data_table=True)),
+                                           (".aedat4", lambda *a: write_aedat4(*a, compression="lz4")),
+                                           (".aedat4", lambda *a: write_aedat4(*a, compression="zstd", data_table=True))],
+                         ids=["original AER-DAT release", "tonic's AEDAT 4 release", "AEDAT 4 with a packet table",
+                              "AEDAT 4, LZ4 packets", "AEDAT 4, Zstandard packets and a table"])
 def test_cifar10_dvs_reader_reads_both_releases(tmp_path, monkeypatch, suffix, write):
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for label, name in enumerate(events.CIFAR10_CLASSES):
@@ -169,7 +229,8 @@ def test_cifar10_dvs_reader_reads_both_releases(tmp_path, monkeypatch, suffix, w
 
 
 @pytest.mark.parametrize("damage", ["cut inside a packet", "header length 4 GiB", "packet length 4 GiB",
-                                    "header table outside the header", "foreign", "stream of frames only"])
+                                    "header table outside the header", "foreign", "stream of frames only",
+                                    "zstd bomb", "lz4 bomb", "unknown compression", "lz4 packet cut"])
 def test_a_torn_or_crafted_aedat4_file_is_named_before_decoding(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for label, name in enumerate(events.CIFAR10_CLASSES):
@@ -189,12 +250,36 @@ def test_a_torn_or_crafted_aedat4_file_is_named_before_decoding(tmp_path, monkey
         raw[header_end + 4:header_end + 8] = b"\xff\xff\xff\xff"
     elif damage == "foreign":
         raw = bytearray(b"PK\x03\x04" + bytes(200))
-    else:
+    elif damage == "stream of frames only":
         raw = bytearray(bytes(raw).replace(b">EVTS<", b">FRME<"))
+    elif damage == "unknown compression":
+        write_aedat4(bad, *_stream(seed=9, side=128), compression="zstd")
+        raw = bytearray(bad.read_bytes().replace(np.array([3], "<i4").tobytes() + np.array([4], "<u4").tobytes(),
+                                                 np.array([9], "<i4").tobytes() + np.array([4], "<u4").tobytes(), 1))
+    elif damage == "lz4 packet cut":  # the packet's length fits the file, its frame runs past the packet
+        write_aedat4(bad, *_stream(seed=9, side=128), compression="lz4", packets=1)
+        raw = bytearray(bad.read_bytes())
+        raw[-4:] = (0x1000).to_bytes(4, "little")  # the end mark now reads as a block of 4 KiB
+    else:  # a small packet that decodes to more than 1 GiB: a Zstandard frame of 8200 RLE blocks of
+        # 128 KiB (33 kB), or an LZ4 frame of 257 blocks (4 MiB maximum) that each repeat one byte 4 MiB times
+        write_aedat4(bad, *_stream(seed=9, side=128), compression=damage.split()[0])
+        if damage == "zstd bomb":  # descriptor: no content size; window descriptor; blocks, the last one flagged
+            block = lambda last: ((128 << 10) << 3 | 1 << 1 | last).to_bytes(3, "little") + b"\xff"  # noqa: E731
+            bomb = (0xFD2FB528).to_bytes(4, "little") + bytes([0x00, 0x58]) + block(0) * 8199 + block(1)
+        else:  # one sequence: literal 'a', then a match at offset 1 of 4 MiB - 6 bytes; then 5 literals
+            extra = (4 << 20) - 6 - 19
+            sequence = b"\x1fa\x01\x00" + b"\xff" * (extra // 255) + bytes([extra % 255]) + b"\x50abcde"
+            descriptor = bytes([0x60, 0x70])
+            bomb = (0x184D2204).to_bytes(4, "little") + descriptor + bytes([(_xxh32(descriptor) >> 8) & 0xFF]) + \
+                (len(sequence).to_bytes(4, "little") + sequence) * 257 + bytes(4)
+        raw = bytearray(bad.read_bytes()) + np.array([0, len(bomb)], dtype="<u4").tobytes() + bomb
     bad.write_bytes(bytes(raw))
     with pytest.raises(DataError) as info:
         load_dataset(f"cifar10-dvs:{tmp_path}")
-    assert str(info.value).startswith(f"{bad}: not a readable cifar10-dvs recording") and "\n" not in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"{bad}: not a readable cifar10-dvs recording") and "\n" not in message, message
+    if "bomb" in damage:
+        assert "could decode to more than 1 GiB" in message, message
 
 
 @pytest.mark.parametrize("spec, words", [
