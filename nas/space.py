@@ -29,7 +29,6 @@ PER_STAGE = {"depth": int, "heads": int, "head_dim": int, "attention": str, "pat
 NAMED = {"stem": STEMS, "downsample": DOWNSAMPLE, "neuron": NEURONS, "surrogate": SURROGATES, "mlp": MLPS,
          "attention": ATTENTION, "residual": RESIDUALS, "attn_order": ATTN_ORDERS, "stem_pool": STEM_POOLS}
 FIXED_REDUCTION = {"conv7": 2, "conv3": 0, "qkformer": 2}  # stems whose reduction is part of their design
-WIDTH_BY_8 = ("sps", "scs", "sdt", "spikingformer")  # stems whose widths go D/8, D/4, D/2, D
 _DATA_FIELDS = {"img_size", "in_channels", "num_classes"}
 _STAGE_FIELDS = {"depths", "dims", "heads", "attention", "patch_sizes"}
 GLOBAL_TYPES = {f.name: f.type for f in dataclasses.fields(ArchConfig)
@@ -242,11 +241,12 @@ class SearchSpace:
         self._check_field_values()
         self._check_stage_values()
         stems = self.globals["stem"].values() if "stem" in self.globals else ["sps"]
-        if any(s in WIDTH_BY_8 for s in stems):
-            bad = [w for w in self.widths() if w % 8]
+        for stem in stems:  # a stem whose first layers are D/8 (or D/2) wide needs widths divisible by 8 (2)
+            multiple = getattr(STEMS.get(stem), "width_multiple", 1)
+            bad = [w for w in self.widths() if w % multiple]
             if bad:
-                raise SpaceError("per_stage.head_dim", f"{'/'.join(WIDTH_BY_8)} stems need widths divisible by 8; "
-                                                       f"heads x head_dim gives {bad[0]} (use head_dim multiples of 8)")
+                raise SpaceError("per_stage.head_dim", f"stem {stem} needs widths divisible by {multiple}; heads x "
+                                                       f"head_dim gives {bad[0]} (use head_dim multiples of {multiple})")
 
     def _check_stage_values(self) -> None:
         """Stage counts and per-stage values within ArchConfig's bounds, checked on their extremes."""

@@ -58,6 +58,7 @@ class _ConvBNSpike(nn.Module):
 
 
 def _check_width(arch: ArchConfig) -> None:
+    """The stems whose first convolution is D/8 wide (they set ``width_multiple = 8``)."""
     if arch.dims[0] % 8 != 0:
         raise ArchConfigError("dims", f"stem {arch.stem} needs dims[0] divisible by 8, got {arch.dims[0]}")
     if not 0 <= arch.stem_downsample <= 4:
@@ -66,6 +67,8 @@ def _check_width(arch: ArchConfig) -> None:
 
 class _EighthsStem(nn.Module):
     """Stems whose widths go D/8, D/4, D/2, D over four convolutions, the last ``stem_downsample`` pooled."""
+
+    width_multiple = 8  # read by the search space's checks (nas/space.py)
 
     @staticmethod
     def validate(arch: ArchConfig) -> None:
@@ -148,6 +151,8 @@ class SpikingformerStem(_EighthsStem):
 
 @STEMS.register("scs")
 class SCS(nn.Module):
+    width_multiple = 8  # its first convolution is max(D >> n, D // 8) wide
+
     @staticmethod
     def validate(arch: ArchConfig) -> None:
         _check_width(arch)
@@ -197,6 +202,8 @@ class StridedShortcut(nn.Module):
 
 @STEMS.register("qkformer")
 class QKFormerStem(nn.Module):
+    width_multiple = 2  # its first stage is D/2 wide
+
     @staticmethod
     def validate(arch: ArchConfig) -> None:
         if arch.stem_downsample != 2:

@@ -2,7 +2,8 @@ import optuna
 import pytest
 import yaml
 
-from nas.arch import ArchConfig
+from nas.arch import ArchConfig, ArchConfigError
+from nas.models.registries import STEMS
 from nas.space import DataShape, SearchSpace, SpaceError
 
 SHAPE = DataShape(16, 1, 10)
@@ -64,6 +65,31 @@ def test_malformed_and_missing_files_are_space_errors(tmp_path):
     top.write_text("- 1\n- 2\n")
     with pytest.raises(SpaceError, match="expected a mapping"):
         SearchSpace.from_yaml(top)
+
+
+@pytest.mark.parametrize("stem", STEMS.names())
+def test_the_space_refuses_exactly_the_widths_its_stems_cannot_build(stem):
+    """A width the stem refuses (ArchConfig validation) is refused by the space before any trial."""
+    downsample = {"conv3": 0}.get(stem, 2)
+    for head_dim in (12, 13, 16):
+        arch = dict(img_size=32, num_classes=10, time_steps=1, stem=stem, stem_downsample=downsample, depths=(1,),
+                    dims=(head_dim,), heads=(1,), attention=("ssa",), patch_sizes=(1,))
+        try:
+            ArchConfig(**arch)
+            builds = True
+        except ArchConfigError as exc:
+            assert exc.field == "dims"
+            builds = False
+        space = _with("global.stem", [stem])
+        space["global"]["stem_downsample"] = downsample
+        space["per_stage"].update(head_dim=[head_dim], heads=[1])
+        try:
+            SearchSpace.from_dict(space)
+            accepted = True
+        except SpaceError as exc:
+            assert exc.path == "per_stage.head_dim" and f"stem {stem}" in str(exc)
+            accepted = False
+        assert builds == accepted, (stem, head_dim)
 
 
 def test_images_too_small_for_the_stage_count_are_refused_before_a_study():
