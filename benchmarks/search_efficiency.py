@@ -16,7 +16,8 @@ each run found in (objective, energy) is re-evaluated with another proxy seed (n
 initialisation and batch order), and the hypervolume of the re-evaluated points in (accuracy,
 energy) is the score, so a run is not rewarded
 for lucky proxy noise. Also plots the proxy-front hypervolume against trials (median and
-interquartile band over seeds). Writes results/benchmarks/search_efficiency.{csv,json,png}.
+interquartile band over seeds). Writes results/benchmarks/search_efficiency.{csv,json,png} (and
+_runs.csv); another budget than 20 writes search_efficiency_b<budget>.* beside them.
 """
 
 from __future__ import annotations
@@ -155,10 +156,11 @@ def main() -> None:
               "wall_time_s": round(wall, 1), "cpu_threads": torch.get_num_threads(),
               "note": "wall_time_s excludes runs reused from the cache (runs: per-sampler table in the CSV)"}
     OUT.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT / "search_efficiency.csv", index=False)
-    table.to_csv(OUT / "search_efficiency_runs.csv", index=False)
-    (OUT / "search_efficiency.json").write_text(json.dumps(result, indent=2))
-    _plot(pd.DataFrame(rows), table, args.budget)
+    stem = "search_efficiency" if args.budget == 20 else f"search_efficiency_b{args.budget}"
+    pd.DataFrame(rows).to_csv(OUT / f"{stem}.csv", index=False)
+    table.to_csv(OUT / f"{stem}_runs.csv", index=False)
+    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    _plot(pd.DataFrame(rows), table, args.budget, OUT / f"{stem}.png")
     s = result["summary"]
     print("search efficiency: median re-evaluated hypervolume " +
           ", ".join(f"{n} {s[n]['median']:.4f} [{s[n]['q1']:.4f}, {s[n]['q3']:.4f}]" for n in args.samplers) +
@@ -172,7 +174,7 @@ def _arch_of(key: str):
     return ArchConfig.from_dict(json.loads(key))
 
 
-def _plot(rows: pd.DataFrame, table: pd.DataFrame, budget: int) -> None:
+def _plot(rows: pd.DataFrame, table: pd.DataFrame, budget: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +198,7 @@ def _plot(rows: pd.DataFrame, table: pd.DataFrame, budget: int) -> None:
             bx.scatter([i] * len(vals), vals, s=8, zorder=3)
         bx.set_ylabel("re-evaluated hypervolume")
         fig.tight_layout()
-        fig.savefig(OUT / "search_efficiency.png")
+        fig.savefig(path)
         plt.close(fig)
 
 

@@ -51,3 +51,14 @@ def test_normalised_hypervolume_is_the_dominated_share_of_the_bounded_box():
     assert normalised_hv([1.0], [10 ** -2.5], bounds) == pytest.approx(0.5)
     two = normalised_hv([0.55, 1.0], [1e-4, 10 ** -2.5], bounds)
     assert two == pytest.approx(0.5 + 0.5 * 0.5)  # union of the two rectangles
+
+
+def test_surrogate_features_name_every_choice_and_stage():
+    from sampler_surrogate import features
+
+    two = features(tiny_arch(attention=("ssa", "dssa")))
+    assert two["stages"] == 2 and two["depths[1]"] == 1 and two["dims[1]"] == 32
+    assert two["attention[0]=ssa"] == 1 and two["attention[1]=dssa"] == 1 and two["stem=sps"] == 1
+    assert "img_size" not in two and "num_classes" not in two  # the data, not the architecture
+    one = features(tiny_arch(depths=(2,), dims=(16,), heads=(2,), attention=("ls_ssa",), patch_sizes=(1,)))
+    assert one["stages"] == 1 and one["depths[0]"] == 2 and "dims[1]" not in one
