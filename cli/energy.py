@@ -74,10 +74,11 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
 def _read_input(path: Path):
     import torch
 
+    from energy.loading import not_a_file
     from energy.untrusted import read_array, read_torch_save
 
     if not path.is_file():
-        raise CliError(f"{path}: no such input file")
+        raise CliError(f"--input {not_a_file(path)}")
     value = torch.from_numpy(read_array(path)) if path.suffix == ".npy" else read_torch_save(path, origin=str(path))
     if not isinstance(value, torch.Tensor):
         raise CliError(f"{path}: holds a {type(value).__name__}, expected one tensor")

@@ -246,7 +246,9 @@ def evaluate(
     if fmt is OutputFormat.csv:
         raise CliError("--format csv: evaluate writes table or json (snnas energy writes per-layer CSV)")
     if not checkpoint.is_file():
-        raise CliError(f"{checkpoint}: no such file")
+        from energy.loading import not_a_file
+
+        raise CliError(not_a_file(checkpoint))
     from energy.untrusted import read_torch_save
 
     obj = read_torch_save(checkpoint, origin=str(checkpoint))

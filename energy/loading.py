@@ -169,11 +169,18 @@ def _missing_class(exc: Exception) -> str:
             "that holds it to PYTHONPATH (or install its package), or save a TorchScript or torch.export file")
 
 
+def not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a file, in a few words (for a one-line error)."""
+    if path.is_dir():
+        return f"{path}: a folder, not a file"
+    return f"{path}: no such file" if not path.exists() else f"{path}: not a regular file (a device, pipe or socket)"
+
+
 def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedModel:
     """Load a TorchScript file, a torch.export file, or a pickled module (``trust_pickle`` only)."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
+        raise ModelFileError(not_a_file(path))
     kind = sniff(path)
     if kind in ("torchscript", "export"):
         register_custom_ops()

@@ -161,7 +161,8 @@ def test_bad_model_files_give_one_line_and_a_non_zero_exit(tmp_path):
     torch.save({"format": "snnas-model", "version": 1, "arch": arch.to_dict(),
                 "state_dict": build_model(tiny_arch(dims=(16, 64), heads=(2, 4))).state_dict()}, mismatched)
     for path, words in [(tmp_path / "missing.pt", "no such file"), (corrupt, "corrupt.pt"),
-                        (state, "no architecture"), (mismatched, "do not match")]:
+                        (state, "no architecture"), (mismatched, "do not match"),
+                        (tmp_path, "a folder, not a file"), ("/dev/null", "not a regular file")]:
         out = snnas("energy", str(path))
         assert out.returncode == 2, (path, out.stdout)
         assert words in out.stderr and "Traceback" not in out.stderr
