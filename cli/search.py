@@ -201,8 +201,9 @@ class _Plain:
                               f"{self.display.running_line()}", soft_wrap=True, highlight=False)
 
 
-def _run_local_workers(settings, space, split, n, study, display, live) -> None:
-    """Start n worker processes and show their progress from the storage until they finish."""
+def _run_local_workers(settings, space, split, n, study, display, live) -> bool:
+    """Start n worker processes and show their progress from the storage until they finish;
+    False when one of them ended abnormally."""
     from nas.workers import start_local_workers
 
     workers = start_local_workers(settings, space, split, n)
@@ -229,6 +230,7 @@ def _run_local_workers(settings, space, split, n, study, display, live) -> None:
     if crashed:
         err_console.print(f"[yellow]warning:[/] {', '.join(crashed)} ended abnormally; rerun the command to "
                           "finish the budget (their trials are retried)")
+    return not crashed
 
 
 def search(
@@ -400,7 +402,8 @@ def _run(settings, space, split, dev, study_obj, me):
             if err_console.is_terminal else _Plain(display, polling=settings.workers > 1)
         with live_display as live:
             if settings.workers > 1:
-                _run_local_workers(settings, space, split, settings.workers, study_obj, display, live)
+                if not _run_local_workers(settings, space, split, settings.workers, study_obj, display, live):
+                    return study_obj, "crashed"
             else:
                 def on_event(event):
                     display.update(event)
@@ -447,6 +450,8 @@ def _finish(settings, study_obj, run_info, start, interrupted) -> None:
                   f"(best {NAMES.get(summary.objective, summary.objective)} {best}); hypervolume "
                   f"{summary.hypervolume:.4g}; {run_info['wall_time_s'] / 60:.1f} min; wrote trials.csv, pareto.csv, "
                   "pareto.png/.pdf/.svg, summary.json, run.json", soft_wrap=True, highlight=False)
+    if interrupted == "crashed":  # the workers' warning said so: not every trial of the budget was run
+        raise typer.Exit(1)
     if interrupted:
         err_console.print(f"{interrupted}: the results so far are written; rerun the same command to resume",
                           highlight=False)

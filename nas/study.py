@@ -141,6 +141,22 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
         raise SearchError(f"--runs {settings.proxy_settings.runs}: at least 1")
     if settings.budget < 1 or settings.workers < 1 or settings.heartbeat_s < 1 or (settings.threads or 1) < 1:
         raise SearchError("--budget, --workers, --threads and --heartbeat must be at least 1")
+    proxy = settings.proxy_settings
+    for flag, value, low, high, low_included in (("--lr", proxy.lr, 0.0, 10.0, False),
+                                                 ("--bn-gain", proxy.bn_init_gain, 0.0, 100.0, True),
+                                                 ("weight_decay", proxy.weight_decay, 0.0, 10.0, True),
+                                                 ("warmup_fraction", proxy.warmup_fraction, 0.0, 1.0, True),
+                                                 ("ema", proxy.ema, 0.0, 0.9999, True),
+                                                 ("--max-energy", settings.max_energy_mj, 0.0, math.inf, False)):
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value > high or \
+                (value < low if low_included else value <= low):
+            bound = f"{'at least' if low_included else 'above'} {low:g}" + (f" and at most {high:g}"
+                                                                             if math.isfinite(high) else "")
+            raise SearchError(f"{flag} {value!r}: a finite number {bound}")
+    if settings.max_params is not None and settings.max_params < 1:
+        raise SearchError(f"--max-params {settings.max_params}: at least 1")
     if settings.storage is not None:
         if "://" not in settings.storage:
             raise SearchError(f"--storage {redact(settings.storage, settings.storage)!r}: expected a database URL "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -265,11 +266,16 @@ def _worker_main(settings, space, split, index: int, threads: int, parent: int, 
             running = event.state in ("started", "step")
             progress[3 * index:3 * index + 3] = [event.number if running else -1, event.step, event.steps]
 
+    from nas.study import SearchError
+
     try:
         run_search(settings, space, split, device=torch.device("cpu"), worker=worker_info(settings.seed, index),
                    on_event=on_event)
     except KeyboardInterrupt:
         pass
+    except SearchError as exc:  # a problem the parent's checks could not see: one line, not a traceback
+        print(f"snnas: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 @dataclass

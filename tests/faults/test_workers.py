@@ -161,3 +161,40 @@ def test_ctrl_c_stops_cleanly_after_writing_the_results_so_far(tmp_path):
     assert not counts_toward_budget(interrupted)
     assert any(t.state == TrialState.WAITING and t.user_attrs.get("retry_of") == interrupted.number
                for t in study.trials)
+
+
+@SLOW
+def test_workers_that_die_make_a_non_zero_exit_and_a_rerun_finishes(tmp_path):
+    """A run whose workers all died did not run its budget: it said so, but exited 0."""
+    import subprocess
+    import sys
+
+    common = ["search", "--study", "w", "--budget", "2", "--steps", "3", "--out", str(tmp_path), *TINY,
+              "--workers", "2"]  # after TINY, whose --workers 1 would otherwise win
+    died = subprocess.run([sys.executable, "-m", "cli.main", *common], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "SNNAS_FAILPOINT": "training:1=kill"})  # each worker's first training
+    assert died.returncode == 1, died.stderr
+    assert "snnas-worker-0, snnas-worker-1 ended abnormally" in died.stderr and "Traceback" not in died.stderr
+    assert (tmp_path / "w" / "trials.csv").is_file()  # the reports are still written
+    resumed = snnas(*common, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sum(counts_toward_budget(t) for t in _load("w", _journal(tmp_path / "w" / "study.journal")).trials) == 2
+
+
+def test_an_error_inside_a_worker_is_one_line_and_exit_code_2(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import nas.study
+    import nas.workers as workers
+
+    def refuse(*args, **kwargs):
+        raise nas.study.SearchError("study 'w' was created with a different data; use a new --study name")
+
+    monkeypatch.setattr(workers, "stop_on_sigterm", lambda: None)
+    monkeypatch.setattr(workers, "die_with_parent", lambda parent: None)
+    monkeypatch.setattr(nas.study, "run_search", refuse)
+    threads = __import__("torch").get_num_threads()
+    with pytest.raises(SystemExit) as info:
+        workers._worker_main(SimpleNamespace(seed=0), None, None, 0, threads, os.getppid())
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "snnas: error: study 'w' was created with a different data; use a new --study name\n"

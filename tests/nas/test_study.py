@@ -172,3 +172,20 @@ def test_tpe_models_after_a_quarter_of_a_small_budget_and_joins_parameters(budge
     modelled = proposals(tpe, startup + 3)
     random = proposals(optuna.samplers.RandomSampler(seed=3), startup + 3)
     assert modelled[:startup] == random[:startup] and modelled[startup] != random[startup]
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(proxy_settings=ProxySettings(lr=float("nan"))), "--lr nan"),
+    (dict(proxy_settings=ProxySettings(lr=-1.0)), "--lr -1.0"),
+    (dict(proxy_settings=ProxySettings(lr=1e308)), "at most 10"),
+    (dict(proxy_settings=ProxySettings(bn_init_gain=float("inf"))), "--bn-gain inf"),
+    (dict(proxy_settings=ProxySettings(warmup_fraction=2.0)), "warmup_fraction"),
+    (dict(max_energy_mj=float("nan")), "--max-energy nan"),
+    (dict(max_energy_mj=0.0), "above 0"),
+    (dict(max_params=0), "--max-params 0"),
+])
+def test_numbers_no_training_can_use_are_refused_before_a_study_exists(tmp_path, split, change, words):
+    """A NaN learning rate once reached the workers, whose study check then failed (NaN != NaN)."""
+    with pytest.raises(SearchError, match=words.replace("+", r"\+")):
+        run_search(_settings(tmp_path, **change), SearchSpace.from_yaml("space.yaml"), split, device=CPU)
+    assert not (tmp_path / "t").exists()
