@@ -54,7 +54,8 @@ def read_torch_save(source: str | Path | bytes, *, origin: str) -> Any:
         raise RefusedFile(f"{origin}: holds pickled Python objects{refers}; unpickling runs code from the file, "
                           "so it is refused") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise RefusedFile(f"{origin}: not a readable torch file ({plain(str(exc))[:160]})") from None
+        why = plain(str(exc))[:160] or ("it is empty" if isinstance(exc, EOFError) else type(exc).__name__)
+        raise RefusedFile(f"{origin}: not a readable torch file ({why})") from None
 
 
 class _AllowList(pickle.Unpickler):

@@ -138,3 +138,15 @@ def test_every_deserialisation_goes_through_one_module():
     offenders = [str(p.relative_to(ROOT)) for folder in ("nas", "energy", "cli") for p in (ROOT / folder).rglob("*.py")
                  if pattern.search(p.read_text()) and p.name != "untrusted.py"]
     assert offenders == []
+
+
+@pytest.mark.parametrize("content, why", [(b"", "(it is empty)"), (b"PK\x03\x04 torn", "(")])
+def test_an_empty_or_torn_torch_file_says_why_in_one_line(tmp_path, content, why):
+    from energy.untrusted import RefusedFile, read_torch_save
+
+    path = tmp_path / "state.pt"
+    path.write_bytes(content)
+    with pytest.raises(RefusedFile) as info:
+        read_torch_save(path, origin=str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a readable torch file ") and why in message and "()" not in message
