@@ -37,7 +37,7 @@ from nas.arch import ArchConfig
 from nas.pareto import pareto_mask
 from nas.proxy import ADDED_LATER
 from nas.study import SAMPLERS, SearchSettings, make_sampler
-from search_efficiency import CACHE, OUT, normalised_hv
+from search_efficiency import CACHE, OUT, normalised_hv, propose
 
 TARGETS = ("likelihood", "accuracy", "log10_energy_mj")
 
@@ -98,24 +98,16 @@ def measured(cache: RunCache, split, proxy) -> tuple[list[ArchConfig], np.ndarra
 
 
 def run_one(name: str, seed: int, budget: int, space, shape, predict, noise: float, bounds: dict) -> float:
-    make, log_energy = VARIANTS.get(name, (lambda s, b: make_sampler(name, seed=s, budget=b), False))
+    make, told_log = VARIANTS.get(name, (lambda s, b: make_sampler(name, seed=s, budget=b), False))
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make(seed, budget))
     rng = np.random.default_rng(seed)
-    seen: dict[str, tuple[float, float, float]] = {}
-    duplicates = 0
-    while len(seen) < budget and duplicates < 200:
-        trial = study.ask()
-        arch = space.suggest(trial, shape)
-        key = json.dumps(arch.to_dict(), sort_keys=True)
-        if key in seen:  # as in snnas search: the earlier result, no budget used
-            duplicates += 1
-        else:
-            duplicates = 0
-            likelihood, accuracy, log_energy = predict(arch)
-            seen[key] = (likelihood + rng.normal(0.0, noise), accuracy, 10 ** log_energy)
-        told, _, energy = seen[key]
-        study.tell(trial, [told, math.log10(energy) if log_energy else energy])
-    points = list(seen.values())
+
+    def evaluate(arch):
+        likelihood, accuracy, log_energy = predict(arch)
+        told = likelihood + rng.normal(0.0, noise)
+        return (told, accuracy, 10 ** log_energy), [told, log_energy if told_log else 10 ** log_energy]
+
+    points = list(propose(study, space, shape, budget, evaluate).values())
     front = [p for p, keep in zip(points, pareto_mask([p[0] for p in points], [p[2] for p in points])) if keep]
     return normalised_hv([p[1] for p in front], [p[2] for p in front], bounds)
 

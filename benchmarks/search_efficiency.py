@@ -79,27 +79,38 @@ def normalised_hv(accuracy: list[float], energy_mj: list[float], bounds: dict) -
     return area / ((a_hi - a_lo) * (math.log10(e_hi) - math.log10(e_lo)))
 
 
-def run_one(sampler_name: str, seed: int, budget: int, space, shape, split, cache, cpu, proxy) -> list[dict]:
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=make_sampler(sampler_name, seed=seed, budget=budget))
-    seen: dict[str, dict] = {}
-    rows, duplicates = [], 0
+def propose(study: optuna.Study, space, shape, budget: int, evaluate) -> dict:
+    """Ask ``study`` for architectures until ``budget`` distinct ones are evaluated (or 200
+    proposals in a row repeat one): ``evaluate(arch) -> (result, objectives to tell)``. A
+    re-proposed architecture is told its earlier objectives and costs no budget, as in ``snnas
+    search``. Returns {architecture key: result} in the order they were evaluated."""
+    seen, told = {}, {}
+    duplicates = 0
     while len(seen) < budget and duplicates < 200:
         trial = study.ask()
         arch = space.suggest(trial, shape)
         key = json.dumps(arch.to_dict(), sort_keys=True)
-        if key in seen:  # as in snnas search: the earlier result, no budget used
+        if key in seen:
             duplicates += 1
-            study.tell(trial, [seen[key][proxy.score], seen[key]["energy_mj"]])
-            continue
-        duplicates = 0
+        else:
+            duplicates = 0
+            seen[key], told[key] = evaluate(arch)
+        study.tell(trial, told[key])
+    return seen
+
+
+def run_one(sampler_name: str, seed: int, budget: int, space, shape, split, cache, cpu, proxy) -> list[dict]:
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_sampler(sampler_name, seed=seed, budget=budget))
+
+    def evaluate(arch):
         result = cache.run(arch, proxy, split, cpu, energy=True, scores=proxy.score != "accuracy")
-        seen[key] = result
-        study.tell(trial, [result[proxy.score], result["energy_mj"]])  # the search's own objective
-        rows.append({"sampler": sampler_name, "seed": seed, "n": len(seen), "arch": key,
-                     "objective": result[proxy.score], "accuracy": result["accuracy"], "energy_mj": result["energy_mj"],
-                     "train_time_s": result["train_time_s"], "cached": result["cached"]})
-    return rows
+        return result, [result[proxy.score], result["energy_mj"]]  # the search's own objective
+
+    results = propose(study, space, shape, budget, evaluate)
+    return [{"sampler": sampler_name, "seed": seed, "n": n, "arch": key, "objective": r[proxy.score],
+             "accuracy": r["accuracy"], "energy_mj": r["energy_mj"], "train_time_s": r["train_time_s"],
+             "cached": r["cached"]} for n, (key, r) in enumerate(results.items(), start=1)]
 
 
 def main() -> None:

@@ -293,8 +293,8 @@ def _aedat4_framing(path: Path) -> None:
         end = len(AEDAT4_MAGIC) + 4 + length
         compression = _ioheader_field(header, 0, 4, 0)
         data_end = _ioheader_field(header, 1, 8, -1)
-        bound = {0: None, 1: _lz4_bound, 2: _lz4_bound, 3: _zstd_bound, 4: _zstd_bound}.get(compression, ...)
-        if bound is ...:
+        codec = {0: None, 1: "LZ4", 2: "LZ4", 3: "Zstandard", 4: "Zstandard"}.get(compression, ...)
+        if codec is ...:
             raise ValueError(f"its header names an unknown compression ({compression})")
         stop = data_end if 0 <= data_end <= size else size
         position, decoded = end, 0
@@ -306,8 +306,8 @@ def _aedat4_framing(path: Path) -> None:
             length = int.from_bytes(frame[4:], "little")
             if position + 8 + length > size:
                 raise ValueError(f"the packet at byte {position} runs past the end of the file (torn)")
-            if bound is not None:
-                decoded += bound(f, position + 8, position + 8 + length, AEDAT4_MAX_DECODED - decoded)
+            if codec is not None:
+                decoded += _frames_bound(f, position + 8, position + 8 + length, AEDAT4_MAX_DECODED - decoded, codec)
                 if decoded > AEDAT4_MAX_DECODED:
                     raise ValueError(f"its compressed packets could decode to more than {AEDAT4_MAX_DECODED >> 30} "
                                      f"GiB (the packet at byte {position} takes it over)")
@@ -349,64 +349,62 @@ def _read_at(f, position: int, n: int, end: int) -> bytes:
 MIN_BLOCK_CHARGE = 64
 
 
-def _lz4_bound(f, position: int, end: int, limit: int) -> int:
-    """Most bytes the LZ4 frames in [position, end) can decode to, from their block headers
-    (LZ4 frame format 1.6: a compressed block decodes to at most the frame's block maximum);
-    stops early once over ``limit``."""
+def _frames_bound(f, position: int, end: int, limit: int, codec: str) -> int:
+    """Most bytes the LZ4 or Zstandard frames in [position, end) can decode to, from their block
+    headers alone; stops early once over ``limit``. Skippable frames (either format) decode to nothing."""
+    magic, blocks = {"LZ4": (0x184D2204, _lz4_blocks), "Zstandard": (0xFD2FB528, _zstd_blocks)}[codec]
     total = 0
     while position < end and total <= limit:
-        magic = int.from_bytes(_read_at(f, position, 4, end), "little")
-        if 0x184D2A50 <= magic <= 0x184D2A5F:  # a skippable frame
+        word = int.from_bytes(_read_at(f, position, 4, end), "little")
+        if 0x184D2A50 <= word <= 0x184D2A5F:  # a skippable frame: magic, u32 size, bytes
             position += 8 + int.from_bytes(_read_at(f, position + 4, 4, end), "little")
             continue
-        if magic != 0x184D2204:
-            raise ValueError(f"a packet is not LZ4-compressed as its header says (byte {position})")
-        flags, block_descriptor = _read_at(f, position + 4, 2, end)
-        position += 7 + 8 * bool(flags & 0x08) + 4 * bool(flags & 0x01)  # magic, FLG, BD, [size], [dict id], HC
-        block_max = 1 << (8 + 2 * ((block_descriptor >> 4) & 0x7))  # 4 -> 64 KiB ... 7 -> 4 MiB
-        while True:
-            word = int.from_bytes(_read_at(f, position, 4, end), "little")
-            position += 4
-            if word == 0:  # end mark, then the optional content checksum
-                position += 4 * bool(flags & 0x04)
-                break
-            length = word & 0x7FFFFFFF
-            total += max(length if word & 0x80000000 else block_max, MIN_BLOCK_CHARGE)
-            position += length + 4 * bool(flags & 0x10)
+        if word != magic:
+            raise ValueError(f"a packet is not {codec}-compressed as its header says (byte {position})")
+        for most, position in blocks(f, position, end):
+            total += max(most, MIN_BLOCK_CHARGE)
             if total > limit:
-                return total
+                break
     return total
 
 
-def _zstd_bound(f, position: int, end: int, limit: int) -> int:
-    """Most bytes the Zstandard frames in [position, end) can decode to, from their block headers
-    (RFC 8878: raw and RLE blocks state their size, a compressed block decodes to at most 128 KiB);
-    stops early once over ``limit``."""
-    total = 0
-    while position < end and total <= limit:
-        magic = int.from_bytes(_read_at(f, position, 4, end), "little")
-        if 0x184D2A50 <= magic <= 0x184D2A5F:  # a skippable frame
-            position += 8 + int.from_bytes(_read_at(f, position + 4, 4, end), "little")
-            continue
-        if magic != 0xFD2FB528:
-            raise ValueError(f"a packet is not Zstandard-compressed as its header says (byte {position})")
-        descriptor = _read_at(f, position + 4, 1, end)[0]
-        single_segment = bool(descriptor & 0x20)
-        content_size_bytes = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
-        position += 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 0x3] + content_size_bytes
-        while True:
-            header = int.from_bytes(_read_at(f, position, 3, end), "little")
-            kind, length = (header >> 1) & 0x3, header >> 3
-            if kind == 3:
-                raise ValueError(f"a Zstandard block has the reserved type (byte {position})")
-            total += max((length, length, 128 << 10)[kind], MIN_BLOCK_CHARGE)
-            position += 3 + (1 if kind == 1 else length)
-            if total > limit:
-                return total
-            if header & 1:  # the last block, then the optional checksum
-                position += 4 * bool(descriptor & 0x04)
-                break
-    return total
+def _lz4_blocks(f, position: int, end: int):
+    """(most bytes a block decodes to, where the next one starts) for each block of the LZ4 frame
+    at ``position`` (LZ4 frame format 1.6: a stored block states its size, a compressed one decodes
+    to at most the frame's block maximum), the end mark last."""
+    flags, block_descriptor = _read_at(f, position + 4, 2, end)
+    position += 7 + 8 * bool(flags & 0x08) + 4 * bool(flags & 0x01)  # magic, FLG, BD, [size], [dict id], HC
+    block_max = 1 << (8 + 2 * ((block_descriptor >> 4) & 0x7))  # 4 -> 64 KiB ... 7 -> 4 MiB
+    while True:
+        word = int.from_bytes(_read_at(f, position, 4, end), "little")
+        position += 4
+        if word == 0:  # the end mark, then the optional content checksum
+            yield 0, position + 4 * bool(flags & 0x04)
+            return
+        length = word & 0x7FFFFFFF
+        position += length + 4 * bool(flags & 0x10)  # [block checksum]
+        yield (length if word & 0x80000000 else block_max), position
+
+
+def _zstd_blocks(f, position: int, end: int):
+    """(most bytes a block decodes to, where the next one starts) for each block of the Zstandard
+    frame at ``position`` (RFC 8878: raw and RLE blocks state their size, a compressed block decodes
+    to at most 128 KiB)."""
+    descriptor = _read_at(f, position + 4, 1, end)[0]
+    single_segment = bool(descriptor & 0x20)
+    content_size_bytes = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+    position += 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 0x3] + content_size_bytes
+    while True:
+        header = int.from_bytes(_read_at(f, position, 3, end), "little")
+        kind, length = (header >> 1) & 0x3, header >> 3
+        if kind == 3:
+            raise ValueError(f"a Zstandard block has the reserved type (byte {position})")
+        position += 3 + (1 if kind == 1 else length)
+        if header & 1:  # the last block, then the optional checksum
+            position += 4 * bool(descriptor & 0x04)
+        yield (length, length, 128 << 10)[kind], position
+        if header & 1:
+            return
 
 
 def read_aedat4(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:

@@ -62,3 +62,31 @@ def test_surrogate_features_name_every_choice_and_stage():
     assert "img_size" not in two and "num_classes" not in two  # the data, not the architecture
     one = features(tiny_arch(depths=(2,), dims=(16,), heads=(2,), attention=("ls_ssa",), patch_sizes=(1,)))
     assert one["stages"] == 1 and one["depths[0]"] == 2 and "dims[1]" not in one
+
+
+def test_propose_evaluates_each_architecture_once_and_tells_a_repeat_its_result():
+    import optuna
+    import yaml
+    from _runs import BENCHMARK_SPACE
+    from search_efficiency import propose
+
+    from nas.space import DataShape, SearchSpace
+
+    data = yaml.safe_load(BENCHMARK_SPACE.read_text())  # every choice fixed but T: two architectures in all
+    pick = lambda v: v[0] if isinstance(v, list) else v["low"] if isinstance(v, dict) else v  # noqa: E731
+    data["stages"] = pick(data["stages"])
+    for part in ("per_stage", "global"):
+        data[part] = {k: pick(v) for k, v in data[part].items()}
+    data["global"]["time_steps"] = [1, 2]
+    space = SearchSpace.from_dict(data)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    calls = []
+
+    def evaluate(arch):
+        calls.append(arch.time_steps)
+        return f"T={arch.time_steps}", [float(arch.time_steps), 1.0]
+
+    results = propose(study, space, DataShape(16, 1, 10), 5, evaluate)
+    assert sorted(calls) == [1, 2] and sorted(results.values()) == ["T=1", "T=2"]  # the budget cannot be met
+    assert len(study.trials) >= 2 + 200  # stops after 200 repeats in a row
+    assert all(t.values == [float(t.params["time_steps"]), 1.0] for t in study.trials)  # a repeat: its result
