@@ -17,7 +17,8 @@ initialisation and batch order), and the hypervolume of the re-evaluated points 
 energy) is the score, so a run is not rewarded
 for lucky proxy noise. Also plots the proxy-front hypervolume against trials (median and
 interquartile band over seeds). Writes results/benchmarks/search_efficiency.{csv,json,png} (and
-_runs.csv); another budget than 20 writes search_efficiency_b<budget>.* beside them.
+_runs.csv); another budget than 20 writes search_efficiency_b<budget>.* beside them (--stem
+names them otherwise).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--stem", default=None, help="output file names (default: search_efficiency, or "
+                                                     "search_efficiency_b<budget> for another budget than 20)")
     args = parser.parse_args()
     split, space, shape = setup(args.threads)
     proxy, cpu = SearchSettings().proxy_settings, torch.device("cpu")
@@ -167,7 +170,7 @@ def main() -> None:
               "wall_time_s": round(wall, 1), "cpu_threads": torch.get_num_threads(),
               "note": "wall_time_s excludes runs reused from the cache (runs: per-sampler table in the CSV)"}
     OUT.mkdir(parents=True, exist_ok=True)
-    stem = "search_efficiency" if args.budget == 20 else f"search_efficiency_b{args.budget}"
+    stem = args.stem or ("search_efficiency" if args.budget == 20 else f"search_efficiency_b{args.budget}")
     pd.DataFrame(rows).to_csv(OUT / f"{stem}.csv", index=False)
     table.to_csv(OUT / f"{stem}_runs.csv", index=False)
     (OUT / f"{stem}.json").write_text(json.dumps(result, indent=2))
