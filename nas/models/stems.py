@@ -58,7 +58,7 @@ class _ConvBNSpike(nn.Module):
 
 
 def _check_width(arch: ArchConfig) -> None:
-    """The stems whose first convolution is D/8 wide (they set ``width_multiple = 8``)."""
+    """The check of the stems whose first convolution is D/8 wide (they set ``width_multiple = 8``)."""
     if arch.dims[0] % 8 != 0:
         raise ArchConfigError("dims", f"stem {arch.stem} needs dims[0] divisible by 8, got {arch.dims[0]}")
     if not 0 <= arch.stem_downsample <= 4:
