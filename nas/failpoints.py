@@ -2,8 +2,8 @@
 
 Inert unless ``SNNAS_FAILPOINT`` is set, as ``<name>:<n>`` (the n-th time the place is reached)
 with an optional ``=<action>``: ``kill`` (SIGKILL this process, the default), ``enospc``
-(raise "no space left on device") or ``sigterm`` (a batch scheduler's stop, handled as the CLI
-handles it). The fault-injection tests (tests/faults) use them to stop
+(raise "no space left on device"), ``sigterm`` (a batch scheduler's stop, handled as the CLI
+handles it) or ``error`` (raise a RuntimeError, as a candidate's own failure would). The fault-injection tests (tests/faults) use them to stop
 a search at every moment that matters and check that nothing is lost or counted twice.
 """
 
@@ -34,4 +34,6 @@ def failpoint(name: str) -> None:
     if action == "sigterm":
         os.kill(os.getpid(), signal.SIGTERM)
         return
+    if action == "error":
+        raise RuntimeError(f"failpoint {name}: an error injected by a test")
     os.kill(os.getpid(), signal.SIGKILL)

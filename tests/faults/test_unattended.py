@@ -24,13 +24,14 @@ def _one_error(out) -> str:
 def test_a_logged_search_with_pruned_and_failed_candidates_runs_to_its_end(tmp_path):
     """stderr is a file here, not a terminal: every trial is a plain log line, pruned and failed too."""
     log = tmp_path / "log"
-    with open(log, "w") as handle:
+    with open(log, "w") as handle:  # the first candidate trained fails (an injected error), the next completes
         done = subprocess.run([sys.executable, "-m", "cli.main", "search", "--budget", "2", "--study", "logged",
-                               "--out", str(tmp_path / "r"), *TINY, "--max-params", "30000", "--lr", "1e30"],
-                              stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path)
+                               "--out", str(tmp_path / "r"), *TINY, "--max-params", "30000"],
+                              stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
+                              env={**os.environ, "SNNAS_FAILPOINT": "training:1=error"})
     text = log.read_text()
     assert done.returncode == 0, text
-    assert "pruned: over --max-params" in text and "failed:" in text  # --lr 1e30 makes the loss NaN
+    assert "pruned: over --max-params" in text and "failed: RuntimeError: failpoint training" in text
     assert "internal error" not in text
 
 
@@ -50,6 +51,9 @@ def test_a_search_runs_from_any_directory_on_the_space_shipped_with_snnas(tmp_pa
     (["--resolution", "12"], "need images divisible by"),
     (["--sampler", "grid"], "--sampler 'grid'"),
     (["--convention", "folklore"], "folklore"),
+    (["--lr", "1e30"], "--lr 1e+30: a finite number above 0 and at most 10"),
+    (["--lr", "nan"], "--lr nan"),
+    (["--max-energy", "nan"], "--max-energy nan"),
 ])
 def test_bad_settings_are_refused_before_the_study_exists(tmp_path, extra, words):
     out = snnas("search", "--budget", "1", "--study", "s", "--out", str(tmp_path), *TINY, *extra)
