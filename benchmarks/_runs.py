@@ -65,12 +65,13 @@ class RunCache:
         return json.dumps(key, sort_keys=True)
 
     def run(self, arch: ArchConfig, settings: ProxySettings, split: ProxySplit, device: torch.device, *,
-            energy: bool = False, scores: bool = False) -> dict:
+            energy: bool = False, scores: bool = False, measure: bool = True) -> dict | None:
         """``{"accuracy", "train_time_s", "energy_mj", "cached"}`` of a training run, measured now or
         earlier; ``energy=True`` needs the energy (default profile and convention) recorded too,
-        ``scores=True`` the held-out loss and soft accuracy (``val_loss``, ``soft_accuracy``)."""
+        ``scores=True`` the held-out loss and soft accuracy (``val_loss``, ``soft_accuracy``).
+        ``measure=False``: None instead of training what the cache does not hold."""
         if settings.runs > 1:  # the proxy's runs are single runs with seeds seed, seed + 1, ... (nas.proxy)
-            return self._several(arch, settings, split, device, energy=energy, scores=scores)
+            return self._several(arch, settings, split, device, energy=energy, scores=scores, measure=measure)
         settings = replace(settings, score=ADDED_LATER["score"])  # the objective does not change the training
         key = self.key(arch, settings, split, device)
         if key not in self.rows:
@@ -79,6 +80,8 @@ class RunCache:
         if row is not None and (not energy or row.get("energy_mj") is not None) and \
                 (not scores or row.get("val_loss") is not None):
             return _with_likelihood({**row, "cached": True})
+        if not measure:
+            return None
         result: ProxyResult = train_proxy(arch, split, settings, device=device, zero_cost=False)
         mj = estimate(result.counts, load_profile(ENERGY_PROFILE), convention=ENERGY_CONVENTION).total_mj
         out = {"accuracy": result.accuracy, "train_time_s": result.train_time_s, "energy_mj": mj,
@@ -94,6 +97,8 @@ class RunCache:
     def _several(self, arch, settings, split, device, **needs) -> dict:
         runs = [self.run(arch, replace(settings, runs=1, seed=settings.seed + r), split, device, **needs)
                 for r in range(settings.runs)]
+        if None in runs:  # measure=False and a run is missing
+            return None
         mean = lambda name: sum(r[name] for r in runs) / len(runs)  # noqa: E731
         out = {"accuracy": mean("accuracy"), "train_time_s": sum(r["train_time_s"] for r in runs),
                "energy_mj": runs[0]["energy_mj"], "cached": all(r["cached"] for r in runs)}

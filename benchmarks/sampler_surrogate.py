@@ -23,7 +23,6 @@ import math
 import statistics
 import time
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -35,7 +34,6 @@ from sklearn.model_selection import cross_val_score
 from _runs import RunCache, setup  # benchmarks/_runs.py, beside this script
 from nas.arch import ArchConfig
 from nas.pareto import pareto_mask
-from nas.proxy import ADDED_LATER
 from nas.study import SAMPLERS, SearchSettings, make_sampler
 from search_efficiency import CACHE, OUT, normalised_hv, propose
 
@@ -79,8 +77,8 @@ def features(arch: ArchConfig) -> dict:
 
 
 def measured(cache: RunCache, split, proxy) -> tuple[list[ArchConfig], np.ndarray]:
-    """Every architecture with both default proxy runs in the cache under the current keys."""
-    single = [replace(proxy, runs=1, seed=proxy.seed + r, score=ADDED_LATER["score"]) for r in range(proxy.runs)]
+    """Every architecture whose default proxy runs are all in the cache (under the current keys):
+    (likelihood, accuracy, log10 energy) as the search would be told them, never trained here."""
     archs, rows, seen = [], [], set()
     for row in list(cache.rows.values()):
         arch = ArchConfig.from_dict(json.loads(row["key"])["arch"])
@@ -88,12 +86,10 @@ def measured(cache: RunCache, split, proxy) -> tuple[list[ArchConfig], np.ndarra
         if key in seen:
             continue
         seen.add(key)
-        runs = [cache.rows.get(RunCache.key(arch, s, split, torch.device("cpu")), {}).get("result") for s in single]
-        if any(r is None or r.get("val_loss") is None or r.get("energy_mj") is None for r in runs):
-            continue
-        archs.append(arch)
-        rows.append([math.exp(-statistics.fmean(r["val_loss"] for r in runs)),
-                     statistics.fmean(r["accuracy"] for r in runs), math.log10(runs[0]["energy_mj"])])
+        result = cache.run(arch, proxy, split, torch.device("cpu"), energy=True, scores=True, measure=False)
+        if result is not None and "likelihood" in result:
+            archs.append(arch)
+            rows.append([result["likelihood"], result["accuracy"], math.log10(result["energy_mj"])])
     return archs, np.array(rows)
 
 

@@ -3,8 +3,9 @@
 Inert unless ``SNNAS_FAILPOINT`` is set, as ``<name>:<n>`` (the n-th time the place is reached)
 with an optional ``=<action>``: ``kill`` (SIGKILL this process, the default), ``enospc``
 (raise "no space left on device"), ``sigterm`` (a batch scheduler's stop, handled as the CLI
-handles it) or ``error`` (raise a RuntimeError, as a candidate's own failure would). The fault-injection tests (tests/faults) use them to stop
-a search at every moment that matters and check that nothing is lost or counted twice.
+handles it) or ``error`` (raise a RuntimeError, as a candidate's own failure would). The
+fault-injection tests (tests/faults) use them to stop a search at every moment that matters and
+check that nothing is lost or counted twice.
 """
 
 from __future__ import annotations

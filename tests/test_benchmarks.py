@@ -35,6 +35,9 @@ def test_run_cache_reuses_only_identical_runs_and_survives_a_restart(tmp_path, m
     monkeypatch.setattr(_runs, "train_proxy", lambda *a, **k: calls.append(1) or pytest.fail("re-ran a cached run"))
     again = RunCache(path).run(arch, settings, split, CPU, energy=True)  # a new process reads the file
     assert again["cached"] and again["accuracy"] == first["accuracy"] and again["energy_mj"] == first["energy_mj"]
+    assert RunCache(path).run(arch, replace(settings, seed=5), split, CPU, measure=False) is None  # a miss: no training
+    more = replace(settings, runs=settings.runs + 1)  # one run more than the cache holds
+    assert RunCache(path).run(arch, more, split, CPU, measure=False) is None
 
     monkeypatch.undo()
     other = RunCache(path).run(arch, replace(settings, seed=1), split, CPU)  # another seed is another run
