@@ -163,7 +163,7 @@ def _count(m: _Model, x, *, batch_dim: int, effective: bool, bn_folded: bool, de
 
 def energy(
     model: str = typer.Argument(..., help="A saved snnas model, a TorchScript or torch.export file, a zoo name, "
-                                          "or a pickled module (with --trust-pickle)."),
+                                          "or a pickled module (with --trust-code)."),
     profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p",
                                       help="Hardware profile name (see `snnas profiles`) or YAML file; repeatable."),
     convention: str = typer.Option("snnas", "--convention", "-c",
@@ -182,7 +182,9 @@ def energy(
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, max=10_000,
                                              help="Override T (snnas models)."),
     seed: int = typer.Option(0, "--seed", help="Seed of zoo models' random weights and of --shape inputs."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a full module (runs code)."),
+    trust_pickle: bool = typer.Option(False, "--trust-code", "--trust-pickle",
+                                      help="Trust the file's author: unpickle a full module and load TorchScript "
+                                           "or torch.export programs unchecked (either can run code)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 3 when any figure is incomplete (an op "
                                                        "not counted, or a profile term unknown)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

@@ -1,9 +1,12 @@
 """Reading model files: TorchScript, torch.export, and (only when trusted) pickled modules.
 
 Unpickling a full ``nn.Module`` runs arbitrary code from the file, so it is refused unless the
-caller says the file is trusted (``snnas energy --trust-pickle``). TorchScript and torch.export
-archives carry programs that torch interprets; every pickle inside them is read as tensors only
-(``energy.untrusted``, the one place where files are deserialised).
+caller says the file is trusted (``snnas energy --trust-code``, also spelt ``--trust-pickle``).
+TorchScript and torch.export archives carry programs that torch interprets, and their loaders run
+part of them while loading; ``energy.programs`` reads each archive as data first and refuses one
+whose program could reach outside itself (files, custom C++ classes, pickled objects), and every
+pickle inside them is read as tensors only (``energy.untrusted``, the one place where files are
+deserialised).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from energy.programs import check_export_archive, check_torchscript_archive
 from energy.untrusted import RefusedFile, load_export_archive, load_trusted_pickle, plain
 
 
@@ -144,7 +148,7 @@ def read_torch_save(path: Path) -> Any:
     try:
         return read(path, origin=str(path))
     except RefusedFile as exc:
-        hint = ". Save a TorchScript or torch.export file, or pass --trust-pickle if you trust its author" \
+        hint = ". Save a TorchScript or torch.export file, or pass --trust-code if you trust its author" \
             if "pickled" in str(exc) else ""
         raise ModelFileError(f"{exc}{hint}") from None
 
@@ -176,15 +180,21 @@ def not_a_file(path: Path) -> str:
     return f"{path}: no such file" if not path.exists() else f"{path}: not a regular file (a device, pipe or socket)"
 
 
-def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedModel:
-    """Load a TorchScript file, a torch.export file, or a pickled module (``trust_pickle`` only)."""
+def load_module_file(path: str | Path, *, trust_pickle: bool = False, trust_code: bool = False) -> LoadedModel:
+    """Load a TorchScript file, a torch.export file, or a pickled module (trusted files only).
+
+    ``trust_code`` (or its older name ``trust_pickle``) says the file's author is trusted: a pickled
+    module is unpickled and programs are loaded without ``energy.programs``' checks."""
     path = Path(path)
+    trusted = trust_pickle or trust_code
     if not path.is_file():
         raise ModelFileError(not_a_file(path))
     kind = sniff(path)
     if kind in ("torchscript", "export"):
         register_custom_ops()
     try:
+        if kind in ("torchscript", "export") and not trusted:
+            (check_torchscript_archive if kind == "torchscript" else check_export_archive)(path)
         if kind == "torchscript":
             module = torch.jit.load(str(path), map_location="cpu")
             stale = _stale_script_state(module)
@@ -203,7 +213,7 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False) -> LoadedM
         raise ModelFileError(f"{path}: corrupt {kind} file ({plain(str(exc))[:160]})") from None
     if kind != "torch-save":
         raise ModelFileError(f"{path}: not a TorchScript, torch.export or torch.save file")
-    if not trust_pickle:
+    if not trusted:
         read_torch_save(path)  # raises with the explanation when the file holds pickled objects
         raise ModelFileError(f"{path}: holds tensors but no model (a state dict?); save the architecture too "
                              "(snnas models: nas.checkpoint.save_model)")

@@ -131,7 +131,7 @@ def test_pickled_modules_are_refused_without_the_trust_flag(tmp_path):
     path = tmp_path / "full.pt"
     torch.save(nn.Linear(4, 3), path)
     refused = snnas("energy", str(path), "--shape", "1,4")
-    assert refused.returncode == 2 and "--trust-pickle" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "--trust-code" in refused.stderr and "Traceback" not in refused.stderr
     assert "\x1b" not in refused.stderr and "torch.nn.modules.linear.Linear" in refused.stderr
     trusted = snnas("energy", str(path), "--shape", "2,4", "--trust-pickle", "-f", "json")
     assert trusted.returncode == 0, trusted.stderr
