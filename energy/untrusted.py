@@ -81,8 +81,13 @@ def unpickle_restricted(blob: bytes, *, allowed: Iterable[tuple[str, str]], orig
         raise RefusedFile(f"{origin}: corrupt pickle ({type(exc).__name__}: {plain(str(exc))[:120]})") from None
 
 
-def read_array(path: Path) -> np.ndarray:
-    """A ``.npy`` array; an object array (pickled) is refused."""
+def read_array(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
+    """A ``.npy`` array, or an ``.npz`` archive of them (numpy's lazy ``NpzFile``), opened only once
+    ``array_headers`` has checked every array from its header: a regular file, no object (pickled)
+    arrays, no array larger than its file or member holds nor than ``max_data_bytes()`` (so a
+    crafted compressed member is refused before it is inflated)."""
+    path = Path(path)
+    array_headers(path)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -129,3 +134,165 @@ def load_export_archive(path: Path):
 def load_trusted_pickle(path: Path) -> Any:
     """Full unpickling: runs code from the file. Only for files the user said they trust."""
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+# ----------------------------------------------------------------------------- bounded reading
+import math  # noqa: E402  (kept with the functions that use them)
+import stat  # noqa: E402
+import zlib  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+MAX_DATA_ENV = "SNNAS_MAX_DATA_BYTES"
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux MemAvailable, else free pages), None where unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def max_data_bytes() -> tuple[int, str]:
+    """(bytes, how it was set): the most one data file's arrays, archive members or decoded images
+    may take once read. ``SNNAS_MAX_DATA_BYTES`` (a number of bytes, or with K, M, G or T: 8G) sets
+    it; else a quarter of the memory available when the file is read."""
+    value = os.environ.get(MAX_DATA_ENV, "")
+    if value.strip():
+        match = _SIZE.match(value)
+        if not match or int(match.group(1)) < 1:
+            raise RefusedFile(f"{MAX_DATA_ENV}={value!r}: expected a positive number of bytes (such as 8G)")
+        return int(match.group(1)) << (10 * " kmgt".index(match.group(2).lower() or " ")), f"set by {MAX_DATA_ENV}"
+    have = available_memory()
+    if have is None:
+        return 1 << 62, "none known"
+    return have // 4, f"a quarter of the {size_text(have)} of memory available; {MAX_DATA_ENV} sets it"
+
+
+def size_text(n: int) -> str:
+    """``n`` bytes in a few characters: 812 bytes, 3.1 MiB, 4.0 GiB."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
+
+
+def over_limit(origin: str, what: str, size: int) -> None:
+    """Refuse ``size`` bytes (``what`` would take them) beyond ``max_data_bytes()``, naming ``origin``."""
+    limit, how = max_data_bytes()
+    if size > limit:
+        raise RefusedFile(f"{origin}: {what} {size_text(size)}, more than the {size_text(limit)} limit ({how}); "
+                          "refused before reading it")
+
+
+def check_regular(path: Path) -> int:
+    """The size of ``path`` if it is a regular file (a link to one counts). A pipe, device or socket is
+    never opened: reading one can block for ever or never end."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        why = "a broken link" if path.is_symlink() else (exc.strerror or type(exc).__name__).lower()
+        raise RefusedFile(f"{path}: cannot be read ({why})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode)
+                else "a socket" if stat.S_ISSOCK(info.st_mode) else "a device")
+        raise RefusedFile(f"{path}: not a regular file but {kind}; refused without opening it")
+    return info.st_size
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What an ``.npy`` header declares: ``name`` is the ``.npz`` member (``x``), '' for an ``.npy`` file."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    offset: int  # bytes of magic and header before the data
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def array_headers(path: Path) -> list[ArrayHeader]:
+    """The arrays of an ``.npy`` or ``.npz`` file as their headers declare them, checked before a byte
+    of data is read or inflated; raises ``RefusedFile`` naming the file (and member) otherwise."""
+    size = check_regular(path)
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(_ZIP_MAGIC):
+        return _npz_headers(path)
+    if magic != b"\x93NUMPY":
+        if magic[:1] == b"\x80":
+            raise RefusedFile(f"{path}: holds pickled Python objects, which can run code and are refused; save a "
+                              "numeric array")
+        kind = ".npz file" if path.suffix == ".npz" else ".npy array"
+        raise RefusedFile(f"{path}: not a readable {kind} (it starts with neither a zip nor a numpy header)")
+    with open(path, "rb") as f:
+        header = _npy_header(f, str(path), "")
+    _fits(str(path), header, size)
+    return [header]
+
+
+def _npz_headers(path: Path) -> list[ArrayHeader]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            headers, total = [], 0
+            for info in archive.infolist():
+                origin = f"{path}: member {info.filename!r}"
+                if info.is_dir():
+                    continue
+                over_limit(str(path), f"member {info.filename!r} declares that it inflates to", info.file_size)
+                total += info.file_size
+                if not info.filename.endswith(".npy"):
+                    continue  # numpy reads it as raw bytes, at most the size checked above
+                with archive.open(info) as member:
+                    header = _npy_header(member, origin, info.filename[:-4])
+                _fits(origin, header, info.file_size)
+                headers.append(header)
+            over_limit(str(path), "its members declare that they inflate to", total)
+            return headers
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, EOFError,
+            zlib.error) as exc:
+        raise RefusedFile(f"{path}: not a readable .npz file ({plain(str(exc))[:160] or type(exc).__name__})") \
+            from None
+
+
+def _npy_header(f, origin: str, name: str) -> ArrayHeader:
+    """Magic and header of an ``.npy`` stream (numpy's own parser, which evaluates literals only)."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not read")
+    except (ValueError, EOFError, SyntaxError, TypeError, KeyError) as exc:
+        raise RefusedFile(f"{origin}: not a readable .npy array ({plain(str(exc))[:160] or type(exc).__name__})") \
+            from None
+    if dtype.hasobject:
+        raise RefusedFile(f"{origin}: holds pickled Python objects (an object array), which can run code and are "
+                          "refused; save a numeric array")
+    return ArrayHeader(name, tuple(int(n) for n in shape), dtype, f.tell())
+
+
+def _fits(origin: str, header: ArrayHeader, stored: int) -> None:
+    """The array must fit in the bytes it is stored in and in ``max_data_bytes()``."""
+    over_limit(origin, f"declares a {header.dtype} array of shape {header.shape}, which takes", header.nbytes)
+    if header.offset + header.nbytes > stored:
+        raise RefusedFile(f"{origin}: declares a {header.dtype} array of shape {header.shape} ({header.nbytes} "
+                          f"bytes) but holds {max(stored - header.offset, 0)} bytes of data (torn or crafted)")
