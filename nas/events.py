@@ -190,7 +190,14 @@ def _missing(kind: EventKind, directory: Path, what: str) -> DataError:
 
 
 def _files(directory: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in directory.glob(pattern) if p.is_file())
+    """The files matching ``pattern``, sorted; a pipe, device or broken link among them is refused
+    (reading one would block or fail mid-way)."""
+    from nas.data import _regular
+
+    found = sorted(p for p in directory.glob(pattern) if not p.is_dir())
+    for path in found:
+        _regular(path)
+    return found
 
 
 def _list_files(kind: EventKind, directory: Path) -> tuple[list[tuple[Path, int]], int | None]:
@@ -234,10 +241,34 @@ def _list_files(kind: EventKind, directory: Path) -> tuple[list[tuple[Path, int]
 
 
 def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """One recording -> (x, y, p, t, width, height) with p in {0, 1}."""
+    """One recording -> (x, y, p, t, width, height) with p in {0, 1}. The file must be a regular
+    file within ``max_data_bytes()``, framed whole (no event record or header cut short) and hold
+    at least one event."""
+    from energy.untrusted import RefusedFile, over_limit
+
+    from nas.data import _regular
+
+    try:
+        over_limit(str(path), "takes", _regular(path))
+    except RefusedFile as exc:
+        raise DataError(str(exc)) from None
+    events = _decode(kind, path)
+    if len(events[0]) == 0:
+        raise DataError(f"{path}: an empty {kind.name} recording (no events); refused")
+    return events
+
+
+ATIS_EVENT = 5  # bytes per N-MNIST / N-Caltech101 event
+
+
+def _decode(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     io = _tonic()
     try:
         if kind.name in ("n-mnist", "n-caltech101"):
+            size = path.stat().st_size
+            if size % ATIS_EVENT:
+                raise ValueError(f"cut inside an event record: {size} bytes is not a whole number of "
+                                 f"{ATIS_EVENT}-byte events")
             ev = io.read_mnist_file(str(path), dtype=np.dtype([("x", int), ("y", int), ("t", int), ("p", int)]))
             x, y = ev["x"], ev["y"]
             if kind.name == "n-mnist":
@@ -256,8 +287,11 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
             return rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], 128, 128
         if path.suffix == ".aedat4":
             return read_aedat4(path)
-        version, start, _ = io.read_aedat_header_from_file(str(path))
-        raw = io.get_aer_events_from_file(str(path), version, start)
+        version, start = _aer_dat_framing(path)
+        if version == 4:
+            return read_aedat4(path)
+        raw = io.get_aer_events_from_file(str(path), version, start) if start < path.stat().st_size else \
+            np.zeros(0, dtype=[("address", ">u4"), ("timeStamp", ">u4")])
         address = raw["address"].astype(np.int64)
         return (address >> 8) & 0x7F, (address >> 1) & 0x7F, address & 0x1, raw["timeStamp"].astype(np.int64), 128, 128
     except DataError:
@@ -265,6 +299,58 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
     except Exception as exc:  # a torn or foreign file: name it
         raise DataError(f"{path}: not a readable {kind.name} recording ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
             from None
+
+
+AER_DAT_HEADER_MAX = 1 << 20  # bytes of '#' header lines: jAER writes a few hundred
+AER_DAT3_PACKET = 28  # bytes of an AER-DAT 3.1 packet header
+AER_DAT_EVENT = 8  # bytes of an event (address, time stamp) in AER-DAT 2 and 3.1, as tonic reads them
+
+
+def _aer_dat_framing(path: Path) -> tuple[float, int]:
+    """(version, where the events start) of an original AER-DAT file, checked whole before tonic
+    reads it: a first line ``#!AER-DAT<version>``, '#' lines ending in a newline, then for 2.x whole
+    8-byte (address, time stamp) records, for 3.1 whole packets (a 28-byte header whose capacity
+    counts the 8-byte events that follow). Version 4 files are read as AEDAT 4."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        first = f.readline(256)
+        if not first.startswith(b"#!AER-DAT"):
+            raise ValueError("no AER-DAT header (#!AER-DAT<version>)")
+        try:
+            version = float(first[9:].strip())
+        except ValueError:
+            raise ValueError(f"its header names no AER-DAT version ({first[:40]!r})") from None
+        line = first
+        while True:
+            if not line.endswith(b"\n"):
+                raise ValueError(f"cut inside its header at byte {f.tell()} (a '#' line without its end)")
+            start = f.tell()
+            if start > AER_DAT_HEADER_MAX:
+                raise ValueError(f"its '#' header runs past {AER_DAT_HEADER_MAX} bytes")
+            if f.read(1) != b"#":
+                break
+            line = f.readline(AER_DAT_HEADER_MAX)
+        if int(version) == 4:
+            return 4.0, start
+        if 2 <= version < 3:
+            if (size - start) % AER_DAT_EVENT:
+                raise ValueError(f"cut inside an event record: {size - start} bytes of events is not a whole number "
+                                 f"of {AER_DAT_EVENT}-byte events")
+            return version, start
+        if version <= 3:
+            raise ValueError(f"AER-DAT {version} is not read (2.x and 3.1 are)")
+        position = start
+        while position < size:
+            f.seek(position)
+            header = f.read(AER_DAT3_PACKET)
+            if len(header) < AER_DAT3_PACKET:
+                raise ValueError(f"cut inside the packet header at byte {position}")
+            capacity = int.from_bytes(header[16:20], "little")
+            position += AER_DAT3_PACKET + capacity * AER_DAT_EVENT
+            if position > size:
+                raise ValueError(f"the packet of {capacity} events at byte {f.tell() - AER_DAT3_PACKET} runs past the "
+                                 "end of the file (cut short)")
+        return version, start
 
 
 AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
