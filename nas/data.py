@@ -359,8 +359,9 @@ def load_cifar(directory: Path, expected: str | None = None) -> Dataset:
     """A CIFAR python archive; ``expected`` (cifar10 / cifar100) must be what the archive holds."""
     kind, prefix, members = _cifar_members(directory, CIFAR[expected] if expected else None)
     xs, ys, test = [], [], 0
-    members = sorted(members, key=lambda m: m[0] == kind.test)  # training first (tar order varies)
-    for name, blob in members:
+    members = sorted(members, key=lambda m: m[0] == kind.test)[::-1]  # popped: training first (tar order varies)
+    while members:  # each batch's bytes are let go once unpickled
+        name, blob = members.pop()
         origin = prefix + name
         try:
             batch = unpickle_restricted(blob, allowed=CIFAR_PICKLE_GLOBALS, origin=origin)

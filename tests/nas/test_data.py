@@ -304,3 +304,12 @@ def test_data_limit_reads_a_size_with_a_unit(monkeypatch):
     assert max_data_bytes()[0] == 1500
     monkeypatch.delenv("SNNAS_MAX_DATA_BYTES")
     assert max_data_bytes()[0] > 0 and "memory available" in max_data_bytes()[1]
+
+
+def test_cifar_batches_come_in_their_order_training_first(tmp_path):
+    for i, name in enumerate(["test_batch", "data_batch_2", "data_batch_1"]):
+        batch = _cifar_batch(2, 2)
+        batch[b"data"][:] = i
+        (tmp_path / name).write_bytes(pickle.dumps(batch))
+    data = load_dataset(f"cifar10:{tmp_path}")
+    assert (data.images[:, 0, 0, 0] * 255).round().tolist() == [2, 2, 1, 1, 0, 0] and data.test_from == 4
