@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import io
 import os
 import sys
 import time
@@ -11,6 +12,27 @@ from pathlib import Path
 from rich.console import Console
 
 DEBUG_ENV = "SNNAS_DEBUG"
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Stands in for a standard output the shell closed (``snnas zoo >&-``, where Python sets
+    ``sys.stdout`` to None): a command that writes there fails in one line, and one that writes
+    only files (a search) runs on."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError("standard output is closed (run the command with its output sent to a file or a pipe)")
+
+    def isatty(self) -> bool:
+        return False
+
+
+if sys.stdout is None:
+    sys.stdout = _ClosedStdout()
+if sys.stderr is None:  # nothing can be said; errors still end the command with its exit code
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 # Written to a file or a pipe, tables get room for long layer names instead of rich's 80 columns;
 # messages on stderr are never wrapped (one error, one line).

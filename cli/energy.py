@@ -39,14 +39,16 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
     from energy.loading import load_module_file, read_torch_save, sniff
     from nas.checkpoint import is_snnas_file, model_from_file_data
     from nas.models import build_model
+    from nas.models.footprint import check_fits
     from nas.models.zoo import ZOO
 
     if spec in ZOO:
         err_console.print(f"note: {spec} is built with random weights (seed {seed}, --seed): firing rates, and so "
                           "ACs, are not those of the trained network", markup=False, highlight=False)
-        arch = ZOO[spec].arch
+        arch = ZOO[spec].arch if time_steps is None else ZOO[spec].arch.replace(time_steps=time_steps)
+        check_fits(arch, what=f"{spec} at T={arch.time_steps}")
         torch.manual_seed(seed)
-        return _Model(build_model(arch if time_steps is None else arch.replace(time_steps=time_steps)), arch, kind="zoo")
+        return _Model(build_model(arch), ZOO[spec].arch, kind="zoo")
     path = Path(spec)
     if not path.exists():
         raise CliError(f"{spec}: no such file, and not a zoo model (see `snnas zoo`)")
@@ -59,6 +61,7 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
         if time_steps is not None:
             state = model.state_dict()
             arch = arch.replace(time_steps=time_steps)
+            check_fits(arch, what=f"{path} at T={time_steps}")
             model = build_model(arch)
             model.load_state_dict(state)
         return _Model(model, arch, data_spec=((obj.get("meta") or {}).get("data") or {}).get("spec"))

@@ -66,7 +66,18 @@ app.command("profiles")(profiles.profiles)
 def main() -> None:
     _quiet_libraries()
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come back here and are told in one line
+    except typer.Abort:
+        print("snnas: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors: a bad flag or value, in one line
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help())  # `snnas` or `snnas arch` alone: the help, as before
+            sys.exit(2)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        print(f"snnas: error: {where}{exc.format_message()}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print("snnas: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -74,6 +85,7 @@ def main() -> None:
         if debug_enabled():
             raise
         sys.exit(report_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

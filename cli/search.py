@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import platform
 import signal
 import time
@@ -234,7 +235,7 @@ def _run_local_workers(settings, space, split, n, study, display, live) -> bool:
 
 
 def search(
-    budget: int = typer.Option(200, "--budget", "-n", min=1, help="Evaluated trials in the whole study (resumes)."),
+    budget: int = typer.Option(200, "--budget", "-n", min=1, max=1_000_000, help="Evaluated trials in the whole study (resumes)."),
     space_file: Optional[Path] = typer.Option(None, "--space", show_default=False,
                                               help="Search space file (default: the space shipped with snnas; "
                                                    "`snnas space show` prints it)."),
@@ -243,31 +244,31 @@ def search(
     data: str = typer.Option("digits", "--data", help="digits (embedded), cifar10:DIR, cifar100:DIR, folder:DIR, "
                                                      "DIR or FILE.npz."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2 or random."),
-    seed: int = typer.Option(0, "--seed", help="Sampler seed (the proxy's init and batch seed too)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Sampler seed (the proxy's init and batch seed too)."),
     proxy: str = typer.Option("train", "--proxy", help="train (short training) or sahd (training-free)."),
     profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p", help="Energy profiles; the first is the "
                                                                              "objective. Repeatable."),
     convention: str = typer.Option("snnas", "--convention", help="Energy counting convention."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Database URL (default: a journal file in OUT/STUDY)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    max_params: Optional[int] = typer.Option(None, "--max-params", min=1, help="Hard limit, pruned before training."),
+    max_params: Optional[int] = typer.Option(None, "--max-params", min=1, max=10**13, help="Hard limit, pruned before training."),
     max_energy: Optional[float] = typer.Option(None, "--max-energy", help="Hard limit in mJ per sample (constraint)."),
-    refine: int = typer.Option(0, "--refine", min=0, help="Re-train K front members with --refine-steps; their "
+    refine: int = typer.Option(0, "--refine", min=0, max=10_000, help="Re-train K front members with --refine-steps; their "
                                                           "weights are kept in OUT/STUDY/refined/trial-N.pt."),
-    refine_steps: int = typer.Option(400, "--refine-steps", min=1, help="Steps for --refine."),
-    steps: int = typer.Option(100, "--steps", min=1, help="Proxy training steps per run."),
+    refine_steps: int = typer.Option(400, "--refine-steps", min=1, max=10_000_000, help="Steps for --refine."),
+    steps: int = typer.Option(100, "--steps", min=1, max=10_000_000, help="Proxy training steps per run."),
     runs: int = typer.Option(2, "--runs", min=1, max=100, help="Proxy training runs per candidate (seeds --seed, "
                                                                "--seed + 1, ...), averaged."),
     score: str = typer.Option("likelihood", "--score", help="The proxy's objective: likelihood (exp of minus the "
                                                            "mean held-out cross-entropy; ranks best, see README) "
                                                            "or accuracy (mean held-out accuracy)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Proxy batch size."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, max=1_000_000, help="Proxy batch size."),
     lr: float = typer.Option(1e-2, "--lr", help="Proxy peak learning rate."),
     bn_gain: float = typer.Option(2.0, "--bn-gain", min=0.0, help="Batch-norm scale at the start of proxy "
                                   "training (1 = PyTorch's init; see README, proxy fidelity)."),
-    train_size: int = typer.Option(2000, "--train-size", min=1, help="Training images for the proxy."),
-    val_size: int = typer.Option(500, "--val-size", min=1, help="Held-out images for accuracy and energy."),
-    resolution: int = typer.Option(16, "--resolution", min=4, help="Image side used during the search."),
+    train_size: int = typer.Option(2000, "--train-size", min=1, max=100_000_000, help="Training images for the proxy."),
+    val_size: int = typer.Option(500, "--val-size", min=1, max=100_000_000, help="Held-out images for accuracy and energy."),
+    resolution: int = typer.Option(16, "--resolution", min=4, max=4096, help="Image side used during the search."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default=False,
                                           help="Local worker processes sharing the study (default: one per usable "
                                                "CPU core, each with one thread; 1 on a GPU, with SQLite or with "
@@ -278,7 +279,7 @@ def search(
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0,
                                                help="This worker's number when several machines share a "
                                                     "--storage study (seeds its sampler; default: from host and pid)."),
-    heartbeat: int = typer.Option(30, "--heartbeat", min=1, help="Database storages: seconds between heartbeats; "
+    heartbeat: int = typer.Option(30, "--heartbeat", min=1, max=86_400, help="Database storages: seconds between heartbeats; "
                                                                 "a trial silent for twice this is retried."),
 ) -> None:
     """Search spiking transformers for the accuracy / energy Pareto front; rerun to resume."""
@@ -358,7 +359,9 @@ def _prepare(settings, space_file, data, device, worker_index):
         raise CliError("--workers N runs CPU processes; on a GPU run one worker per device instead")
     if settings.workers > 1 and worker_index is not None:
         raise CliError("--worker-index names one worker; it cannot be combined with --workers")
+    _check_machine_bounds(settings)
     dataset = load_data(data)
+    _check_split_memory(settings, dataset)
     split = ProxySplit.make(dataset, train_size=settings.train_size, val_size=settings.val_size,
                             resolution=settings.resolution, seed=settings.seed)
     check_settings(settings, space, DataShape(split.resolution, split.channels, split.num_classes, split.time_steps))
@@ -371,6 +374,29 @@ def _prepare(settings, space_file, data, device, worker_index):
     except OSError as exc:
         raise CliError(f"{settings.study_dir}: cannot write results ({exc.strerror or exc})") from None
     return space, dataset, split, dev
+
+
+def _check_machine_bounds(settings) -> None:
+    """--workers and --threads within this machine's cores (a million threads crash torch)."""
+    cores = os.cpu_count() or 1
+    for flag, value in (("--workers", settings.workers), ("--threads", settings.threads)):
+        if value is not None and value > cores:
+            raise CliError(f"{flag} {value}: this machine has {cores} CPU core(s); use at most {cores}")
+
+
+def _check_split_memory(settings, dataset) -> None:
+    """The proxy's images at --resolution must fit in memory (with room left for the candidates)."""
+    from nas.models.footprint import MEMORY_ENV, memory_limit_bytes
+
+    n = min(settings.train_size + settings.val_size, len(dataset.labels))
+    frames = dataset.time_steps or 1
+    need = n * frames * dataset.channels * settings.resolution ** 2 * 4  # float32 [N, (T,) C, H, W]
+    limit = memory_limit_bytes() // 2
+    if need > limit:
+        raise CliError(f"--resolution {settings.resolution}: {n:,} images of {dataset.channels}x{settings.resolution}"
+                       f"x{settings.resolution}{f' x {frames} frames' if frames > 1 else ''} take "
+                       f"{need / 2**30:,.1f} GiB as float32, more than half the {2 * limit / 2**30:,.1f} GiB this "
+                       f"machine has available (lower --resolution or --train-size, or set {MEMORY_ENV})")
 
 
 def _run_info(settings, space, dataset, split, dev, data) -> dict:

@@ -132,6 +132,7 @@ def train(
     from energy.conventions import get_convention
     from energy.profile import load_profile
     from nas.archref import resolve_arch
+    from nas.models.footprint import check_fits
     from nas.train import Recipe, fit_arch, train_model
 
     get_convention(convention)
@@ -145,6 +146,8 @@ def train(
     arch, notes = fit_arch(arch, dataset, resolution)
     for text in notes:
         _note(text)
+    check_fits(arch, batch_size=batch_size, training=True, what=f"{source.label} at T={arch.time_steps}, "
+                                                                  f"{arch.img_size}x{arch.img_size}")
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)

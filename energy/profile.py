@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from energy.textfiles import TextFileError, load_structured
+
 # term -> what one unit of it is
 TERMS = {
     "mac_pj": "multiply-accumulate, real x real (also products of two real tensors)",
@@ -127,6 +129,9 @@ def parse_profile(data: Any, *, origin: str) -> Profile:
                    memory=memory, notes=str(data.get("notes", "")))
 
 
+MAX_PROFILE_BYTES = 1 << 20  # a profile is a few kilobytes of YAML
+
+
 def builtin_profile_names() -> list[str]:
     folder = resources.files("energy") / "profiles"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -143,9 +148,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
         raise ProfileError(f"unknown profile {text_path!r}; built-in: {', '.join(builtin_profile_names())}, "
                            "or pass a .yaml file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profile file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{path}: cannot read profile ({str(exc).splitlines()[0]})") from None
-    return parse_profile(data, origin=str(path))
+        data = load_structured(path, limit_bytes=MAX_PROFILE_BYTES, what="profile file")
+        return parse_profile(data, origin=str(path))
+    except TextFileError as exc:
+        raise ProfileError(str(exc)) from None
+    except RecursionError:
+        raise ProfileError(f"{path}: nested too deeply to be a profile") from None

@@ -136,21 +136,17 @@ def trial_source(directory: Path, number: int, *, storage: str | None = None, st
 
 
 def file_source(path: Path) -> ArchSource:
+    from energy.textfiles import TextFileError, load_structured
     from nas.space import _check_size
 
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ArchRefError(f"{path}: {size:,} bytes; an architecture file holds at most {MAX_FILE_BYTES:,}")
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchRefError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    except (yaml.YAMLError, ValueError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ArchRefError(f"{path}: malformed {'JSON' if path.suffix == '.json' else 'YAML'}{where}") from None
-    _check_size(data, str(path))
+        data = load_structured(path, limit_bytes=MAX_FILE_BYTES, what="architecture file",
+                               json_format=path.suffix == ".json")
+        _check_size(data, str(path))
+    except TextFileError as exc:
+        raise ArchRefError(str(exc)) from None
+    except RecursionError:
+        raise ArchRefError(f"{path}: nested too deeply to be an architecture") from None
     if isinstance(data, dict) and set(data) == {"arch"}:
         data = data["arch"]
     try:

@@ -8,6 +8,7 @@ import torch
 
 from nas.arch import ArchConfig
 from nas.models import build_model
+from nas.models.footprint import check_fits
 
 FORMAT = "snnas-model"
 VERSION = 1
@@ -48,6 +49,7 @@ def model_from_file_data(obj: dict, *, origin: str) -> tuple[torch.nn.Module, Ar
     if obj.get("version") != VERSION:
         raise ValueError(f"{origin}: snnas model file version {obj.get('version')!r}, expected {VERSION}")
     arch = ArchConfig.from_dict(obj["arch"])
+    check_fits(arch, what=origin)  # a few bytes of architecture can describe terabytes of network
     model = build_model(arch)
     try:
         model.load_state_dict(obj["state_dict"])

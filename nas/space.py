@@ -20,8 +20,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from nas.arch import ATTN_ORDERS, LIMITS, RESIDUALS, STEM_POOLS, ArchConfig, ArchConfigError
 from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, SURROGATES
 
@@ -186,21 +184,15 @@ class SearchSpace:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SearchSpace":
-        path = Path(path)
+        from energy.textfiles import TextFileError, load_structured
+
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise SpaceError(str(path), f"{path.stat().st_size:,} bytes; a space file holds at most "
-                                            f"{MAX_FILE_BYTES:,}")
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise SpaceError(str(path), "no such space file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpaceError(str(path), f"cannot read ({exc})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise SpaceError(str(path), f"malformed YAML{where}: {_short(getattr(exc, 'problem', exc))}") from None
-        return cls.from_dict(data, source=str(path))
+            data = load_structured(path, limit_bytes=MAX_FILE_BYTES, what="space file")
+            return cls.from_dict(data, source=str(path))
+        except TextFileError as exc:
+            raise SpaceError(str(path), str(exc).removeprefix(f"{path}: ")) from None
+        except RecursionError:
+            raise SpaceError(str(path), "nested too deeply to be a space") from None
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<space>") -> "SearchSpace":
