@@ -33,8 +33,8 @@ from nas.models import build_model
 from nas.models.params import count_parameters
 from nas.proxy import SCORES, CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
 from nas.space import DataShape, SearchSpace
-from nas.workers import (Heartbeat, WorkerInfo, claim_slot, evaluated_count, rdb_storage, reap_dead_workers, retry,
-                         running_count, stamp, worker_info)
+from nas.workers import (Heartbeat, StorageUnavailable, WorkerInfo, claim_slot, evaluated_count, rdb_storage,
+                         reap_dead_workers, retry, running_count, stamp, worker_info)
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -171,16 +171,19 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
 
 def make_storage(settings: SearchSettings):
     if settings.storage is None:
-        from nas.journal import open_journal
+        from nas.journal import JournalError, open_journal
 
         settings.study_dir.mkdir(parents=True, exist_ok=True)
-        storage, repaired = open_journal(settings.study_dir / "study.journal")
+        try:
+            storage, repaired = open_journal(settings.study_dir / "study.journal")
+        except JournalError as exc:  # not a journal, or damage it cannot repair safely: one line
+            raise SearchError(str(exc)) from None
         if repaired is not None:
             log.warning("%s", repaired)
         return storage
     url = settings.storage
     try:
-        storage = rdb_storage(url, heartbeat_s=settings.heartbeat_s)
+        storage = rdb_storage(url, heartbeat_s=settings.heartbeat_s, label=f"--storage {redact(url, url)}")
     except Exception as exc:  # sqlalchemy raises many kinds for unreachable or bad URLs
         raise SearchError(f"--storage {redact(url, url)}: cannot connect "
                           f"({redact(str(exc).splitlines()[0], url)[:160]})") from None
@@ -222,6 +225,8 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     try:
         study = optuna.create_study(study_name=settings.study, storage=storage, load_if_exists=True,
                                     directions=["maximize", "minimize"], sampler=sampler)
+    except StorageUnavailable:
+        raise
     except (ValueError, KeyError, TypeError) as exc:  # a journal or database that cannot be read as a study
         where = redact(settings.storage, settings.storage) if settings.storage else settings.study_dir / "study.journal"
         raise SearchError(f"{where}: cannot read the study ({type(exc).__name__}: "
@@ -311,6 +316,9 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
             if _prune(study, trial, arch, params, settings, streaks, on_event, done):
                 continue
             _evaluate(study, trial, arch, params, settings, split, profiles, device, on_event, done)
+        except optuna.exceptions.UpdateFinishedTrialError:  # failed meanwhile by another worker (after an outage)
+            log.warning("trial %d was taken for orphaned by another worker (its heartbeats could not be stored); "
+                        "its result is dropped and its retry evaluates it again", trial.number)
         except KeyboardInterrupt:  # Ctrl-C / SIGTERM at any moment of the trial: not the candidate's fault
             _requeue_interrupted(study, trial)
             raise
@@ -376,6 +384,8 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
             result.zero_cost
         if not (math.isfinite(objective) and math.isfinite(energy)):
             raise CandidateFailed(f"the objectives are not finite numbers ({objective}, {energy} mJ)")
+    except (StorageUnavailable, optuna.exceptions.UpdateFinishedTrialError):  # not the candidate's fault
+        raise
     except (CandidateFailed, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:300] if isinstance(exc, CandidateFailed) else \
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

@@ -20,6 +20,8 @@ many. snnas adds what the ask/tell loop needs on top:
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import signal
 import socket
@@ -34,6 +36,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+_log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 NOT_COUNTED = {"interrupted", "worker died"}  # failures of the worker, not of the candidate
 MAX_RETRIES = 3
@@ -128,8 +131,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _orphaned(t: optuna.trial.FrozenTrial, *, grace_s: float, now: float) -> bool:
-    """Whether no live worker owns the RUNNING trial ``t`` (see the module docstring)."""
+def _orphaned(t: optuna.trial.FrozenTrial, *, grace_s: float, now: float, heartbeats: bool = True) -> bool:
+    """Whether no live worker owns the RUNNING trial ``t`` (see the module docstring); with
+    ``heartbeats`` False, only a dead or replaced process on this host counts."""
     worker = t.user_attrs.get("worker") or {}
     pid = worker.get("pid")
     if worker.get("host") == HOST and isinstance(pid, int) and pid != os.getpid():
@@ -140,6 +144,8 @@ def _orphaned(t: optuna.trial.FrozenTrial, *, grace_s: float, now: float) -> boo
             return now_started != started  # the same process, or its pid now belongs to another
     elif worker.get("host") == HOST and pid == os.getpid():
         return False  # this process's own trial
+    if not heartbeats:
+        return False
     start = t.datetime_start.timestamp() if t.datetime_start else now
     last = max(float(t.user_attrs.get("heartbeat") or 0.0), start)
     return now - last > grace_s
@@ -147,18 +153,25 @@ def _orphaned(t: optuna.trial.FrozenTrial, *, grace_s: float, now: float) -> boo
 
 def reap_dead_workers(study: optuna.Study, *, grace_s: float = 60.0) -> list[int]:
     """Fail and re-enqueue RUNNING trials that no live worker owns; on a database with Optuna's
-    heartbeats, also let Optuna fail stale trials (its callback re-enqueues them)."""
+    heartbeats, also let Optuna fail stale trials (its callback re-enqueues them). Within a grace
+    after the database came back from an outage, no trial is taken for dead by its silence: no
+    worker could record a heartbeat while it was away."""
+    import warnings
+
     storage = study._storage
     reaped = []
     now = time.time()
+    heartbeats = time.monotonic() - RetryingRDBStorage.back_at > grace_s
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _orphaned(t, grace_s=grace_s, now=now):
+        if _orphaned(t, grace_s=grace_s, now=now, heartbeats=heartbeats):
             storage.set_trial_user_attr(t._trial_id, "fail_reason", "worker died")
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             retry(study, t)
             reaped.append(t.number)
-    if _heartbeat_interval(storage) is not None:
-        optuna.storages.fail_stale_trials(study)
+    if heartbeats and _heartbeat_interval(storage) is not None:
+        with warnings.catch_warnings():  # marked experimental in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     return reaped
 
 
@@ -203,15 +216,117 @@ class Heartbeat:
         self.thread.join()
 
 
-def rdb_storage(url: str, *, heartbeat_s: int) -> optuna.storages.RDBStorage:
-    """A database storage with heartbeats; a stale trial is failed and retried."""
+class StorageUnavailable(ValueError):
+    """The database stayed unreachable for longer than a search waits for it."""
+
+
+# What Optuna and its cache layer call on a database storage: each call is retried while the
+# database is unreachable (a restart, a network cut), for up to ``RetryingRDBStorage.retry_s``.
+RETRIED = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+           "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+           "get_study_system_attrs", "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies",
+           "create_new_trial", "_create_new_trial", "set_trial_param", "_set_trial_param", "get_trial_param",
+           "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+           "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials", "get_n_trials",
+           "get_best_trial", "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids")
+_nested = threading.local()  # a retried call made inside another is retried by the outer one only
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than that a request was wrong).
+    Optuna reports a failed commit as StorageInternalError, with the driver's error as its cause."""
+    from sqlalchemy import exc as sa
+
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    return isinstance(cause, (sa.OperationalError, sa.InterfaceError)) or \
+        (isinstance(cause, sa.DBAPIError) and cause.connection_invalidated)
+
+
+class RetryingRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's database storage, with pooled connections checked before use (a restarted server's
+    dead connections are replaced) and every call retried while the database is unreachable: one
+    warning line when it goes away, then StorageUnavailable (one line) if it stays away."""
+
+    retry_s: float = 60.0
+    label: str = "the database"  # its URL with the password masked
+    _down = False  # shared by this process's threads: the outage is reported once
+    _gave_up = False  # waited retry_s in vain: later calls fail at once until one gets through
+    back_at = -math.inf  # time.monotonic() when this process last saw the database come back
+
+    def _retried(self, name: str, args, kwargs):
+        method = getattr(optuna.storages.RDBStorage, name)
+        if getattr(_nested, "active", False):
+            return method(self, *args, **kwargs)
+        _nested.active = True
+        try:
+            return self._until_reachable(method, args, kwargs)
+        finally:
+            _nested.active = False
+
+    def _until_reachable(self, method, args, kwargs):
+        deadline, delay = None, 0.5
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+            except Exception as exc:  # only an unreachable database is retried
+                if not unreachable(exc):
+                    raise
+                deadline = deadline or time.monotonic() + self.retry_s
+                self._went_away(exc)
+                if time.monotonic() >= deadline or RetryingRDBStorage._gave_up:
+                    RetryingRDBStorage._gave_up = True
+                    raise StorageUnavailable(f"{self.label}: unreachable for {self.retry_s:.0f} s "
+                                             f"({_first_line(exc)}); rerun the same command once it is back "
+                                             "(finished trials are kept)") from None
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(2 * delay, 5.0)
+                continue
+            if deadline is not None or RetryingRDBStorage._down:
+                RetryingRDBStorage._down, RetryingRDBStorage._gave_up = False, False
+                RetryingRDBStorage.back_at = time.monotonic()
+                _log.info("%s is reachable again", self.label)
+            return result
+
+    def _went_away(self, exc: BaseException) -> None:
+        if not RetryingRDBStorage._down:
+            RetryingRDBStorage._down = True
+            _log.warning("%s went away (%s); retrying for up to %.0f s", self.label, _first_line(exc), self.retry_s)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+    text = str(getattr(cause, "orig", None) or cause).strip()
+    return f"{type(getattr(cause, 'orig', None) or cause).__name__}: {text.splitlines()[0][:160] if text else ''}"
+
+
+def _retrying(name: str):
+    def call(self, *args, **kwargs):
+        return self._retried(name, args, kwargs)
+
+    call.__name__ = name
+    return call
+
+
+for _name in RETRIED:
+    setattr(RetryingRDBStorage, _name, _retrying(_name))
+
+
+def rdb_storage(url: str, *, heartbeat_s: int, label: str | None = None,
+                retry_s: float | None = None) -> RetryingRDBStorage:
+    """A database storage with heartbeats (a stale trial is failed and retried) that rides out a
+    database restart: calls are retried for ``retry_s`` (default: the heartbeat grace, at least
+    a minute). ``label`` names it in messages (the URL with its password masked)."""
     import warnings
 
     with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
+        storage = RetryingRDBStorage(
+            url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_s,
+            grace_period=2 * heartbeat_s,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES))
+    storage.label = label or "the database"
+    storage.retry_s = retry_s if retry_s is not None else max(60.0, 2.0 * heartbeat_s)
+    return storage
 
 
 def stop_on_sigterm() -> None:
@@ -273,7 +388,7 @@ def _worker_main(settings, space, split, index: int, threads: int, parent: int, 
                    on_event=on_event)
     except KeyboardInterrupt:
         pass
-    except SearchError as exc:  # a problem the parent's checks could not see: one line, not a traceback
+    except (SearchError, StorageUnavailable) as exc:  # a problem the parent's checks could not see: one line
         print(f"snnas: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
 

@@ -1,6 +1,7 @@
 """Orphaned trials, torn journals and stops: a study survives them, and a rerun never hangs."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -158,3 +159,86 @@ def test_sigterm_stops_a_run_writes_the_results_and_requeues_the_running_trial(t
     stopped = next(t for t in study.trials if t.user_attrs.get("fail_reason") == "interrupted")
     assert any(t.state == TrialState.WAITING and t.user_attrs.get("retry_of") == stopped.number for t in study.trials)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+def _outage(monkeypatch, calls: int):
+    """The database is unreachable for the next ``calls`` reads of trials (as Optuna reports it)."""
+    import sqlalchemy
+
+    real = optuna.storages.RDBStorage._get_trials
+    left = [calls]
+
+    def flaky(self, *args, **kwargs):
+        if left[0] > 0:
+            left[0] -= 1
+            try:
+                raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+            except sqlalchemy.exc.OperationalError as exc:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from exc
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_get_trials", flaky)
+
+
+def test_a_database_that_goes_away_briefly_is_waited_for_with_one_line(tmp_path, monkeypatch, caplog):
+    from nas.workers import rdb_storage
+
+    storage = rdb_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat_s=1, label="--storage sqlite:///db",
+                          retry_s=30)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    _outage(monkeypatch, 3)
+    with caplog.at_level(logging.INFO, logger="nas.workers"):
+        fresh = optuna.load_study(study_name="s", storage=storage)
+        assert len(fresh.trials) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("--storage sqlite:///db went away (")
+    assert "server closed the connection" in warnings[0]
+    assert "retrying" in warnings[0] and "\n" not in warnings[0]
+
+
+def test_a_database_that_stays_away_ends_the_search_in_one_line_with_the_password_masked(tmp_path, monkeypatch):
+    from nas.study import redact
+    from nas.workers import StorageUnavailable, rdb_storage
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    storage = rdb_storage(url, heartbeat_s=1, label=redact("postgresql://u:s3cret@h/db", "postgresql://u:s3cret@h/db"),
+                          retry_s=1.0)
+    study = optuna.create_study(study_name="s", storage=storage)
+    _outage(monkeypatch, 10**6)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable) as error:
+        study.ask()
+    assert time.monotonic() - started < 10
+    message = str(error.value)
+    assert "\n" not in message and "postgresql://u:***@h/db: unreachable for 1 s" in message and "s3cret" not in message
+
+
+def test_a_request_the_database_rejects_is_not_retried(tmp_path, monkeypatch):
+    from nas.workers import rdb_storage
+
+    storage = rdb_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat_s=1, retry_s=30)
+    optuna.create_study(study_name="s", storage=storage)
+    calls = []
+
+    def wrong(self, *args, **kwargs):
+        calls.append(1)
+        raise optuna.exceptions.StorageInternalError("bad data") from ValueError("too long")
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_get_trials", wrong)
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert len(calls) == 1
+
+
+def test_silent_trials_are_not_reaped_right_after_the_database_came_back(tmp_path, monkeypatch):
+    """No worker could store a heartbeat while the database was away: silence then is no sign of death."""
+    from nas.workers import RetryingRDBStorage
+
+    study = _study(tmp_path)
+    silent = _running(study, {"host": "elsewhere", "pid": 1, "started": 5}, time.time() - 600)
+    time.sleep(1.2)  # silent for longer than the grace below
+    monkeypatch.setattr(RetryingRDBStorage, "back_at", time.monotonic())
+    assert reap_dead_workers(study, grace_s=1.0) == []
+    monkeypatch.setattr(RetryingRDBStorage, "back_at", time.monotonic() - 2.0)
+    assert reap_dead_workers(study, grace_s=1.0) == [silent]

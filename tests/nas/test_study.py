@@ -189,3 +189,40 @@ def test_numbers_no_training_can_use_are_refused_before_a_study_exists(tmp_path,
     with pytest.raises(SearchError, match=words.replace("+", r"\+")):
         run_search(_settings(tmp_path, **change), SearchSpace.from_yaml("space.yaml"), split, device=CPU)
     assert not (tmp_path / "t").exists()
+
+
+def test_a_trial_failed_by_another_worker_meanwhile_is_one_warning_and_the_search_goes_on(tmp_path, split,
+                                                                                        monkeypatch, caplog):
+    """What a database outage longer than the heartbeat grace can do: another worker takes the trial
+    for orphaned and fails it while this one trains it (and queues it again)."""
+    import logging
+
+    from nas.workers import retry
+
+    real = proxy_module.train_proxy
+    calls = []
+
+    def reaped_meanwhile(arch, split_, settings, **kwargs):
+        result = real(arch, split_, settings, **kwargs)
+        calls.append(arch)
+        if len(calls) == 1:
+            study = optuna.load_study(study_name="t", storage=storage[0])
+            running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))[0]
+            study._storage.set_trial_user_attr(running._trial_id, "fail_reason", "worker died")
+            study._storage.set_trial_state_values(running._trial_id, optuna.trial.TrialState.FAIL)
+            retry(study, running)
+        return result
+
+    from nas.study import open_study
+
+    settings = _settings(tmp_path, budget=2)
+    space = SearchSpace.from_yaml("space.yaml")
+    opened = open_study(settings, space, split)
+    storage = [opened._storage]
+    monkeypatch.setattr("nas.study.train_proxy", reaped_meanwhile)
+    with caplog.at_level(logging.WARNING, logger="nas.study"):
+        study = run_search(settings, space, split, device=CPU, study=opened)
+    warned = [r.getMessage() for r in caplog.records if "taken for orphaned" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("trial 0 ")
+    states = [t.state for t in study.trials]
+    assert states[0] == optuna.trial.TrialState.FAIL and states.count(optuna.trial.TrialState.COMPLETE) == 2
