@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 LOCK_GRACE_S = 30.0  # Optuna's default: a lock unchanged this long belongs to a writer that is gone
 REPAIR_WORKER = "snnas-journal-repair"  # the worker_id of a creation record rebuilt by a repair
 CREATE_STUDY, CREATE_TRIAL = 0, 4
+STUDY_NAME = r'"([^"\\\x00-\x1f]+)"\s*(?=[,}])'  # a whole JSON string with no escapes, then the next field
 TRIAL_OPS = {5: "a parameter", 6: "state and values", 7: "an intermediate value", 8: "a user attribute",
              9: "a system attribute"}
 STUDY_OPS = {1: "the study's deletion", 2: "a study attribute", 3: "a study system attribute"}
@@ -295,7 +296,7 @@ class _Replay:
 def _rebuilt(text: str, what: str, replay: _Replay) -> dict | None:
     """A creation record to stand for a damaged one, from its readable fields (None: cannot)."""
     if what == "study":
-        name, directions = _field(text, "study_name", r'"([^"\\\x00-\x1f]+)"'), _field(text, "directions", r"\[([\d,\s]+)\]")
+        name, directions = _field(text, "study_name", STUDY_NAME), _field(text, "directions", r"\[([\d,\s]+)\]")
         if not name or not re.findall(r"\d+", directions or ""):
             return None
         return {"op_code": CREATE_STUDY, "worker_id": REPAIR_WORKER, "study_name": name,
@@ -331,14 +332,11 @@ class _Damage:
     guessed: bool = False
     rebuilt: str = ""  # 'study' or 'trial' when it was a creation record, rebuilt
 
-    @property
-    def uncertain(self) -> bool:
-        """Set aside without knowing that it did not create a trial (its trial_id is unreadable)."""
-        return not self.rebuilt and '"trial_id"' not in self.text
-
     def describe(self, replay: _Replay) -> str:
         if self.rebuilt == "study":
             return f"{self.piece.span}: the record that created the study, rebuilt from its readable fields"
+        if self.rebuilt == "repeat" or (self.rebuilt == "" and _creates(self.text) == "study"):
+            return f"{self.piece.span}: a rerun's repeated creation of the study, which changes nothing"
         number = replay.number(self.trial_id)
         if self.rebuilt == "trial":
             return f"{self.piece.span}: the record that created trial {number}, rebuilt so later trials keep their numbers"
@@ -410,6 +408,10 @@ class _Repairer:
         d = _Damage(piece, piece.raw.decode("utf-8", "replace"))
         self.damage.append(d)
         what = _creates(d.text)
+        if what == "study" and self.replay.study_count():
+            what = self._repeated_study(d)
+            if what is None:
+                return
         if what is not None:
             self._rebuild(d, what)
             return
@@ -420,6 +422,17 @@ class _Repairer:
             self.uncertain.append(piece)
             if _what(d.text) not in STUDY_OPS.values():
                 self.waiting.append(d)
+
+    def _repeated_study(self, d: _Damage) -> str | None:
+        """A damaged study creation after the first: every rerun writes one, which Optuna ignores
+        for a name it knows ('study' to rebuild one of a new name; None to set it aside)."""
+        name = _field(d.text, "study_name", STUDY_NAME)
+        if name is not None and name not in {s.study_name for s in self.replay.result._studies.values()}:
+            return "study"
+        d.rebuilt = "repeat" if name is not None else ""
+        if name is None:  # perhaps a new study's: a later record using it is refused, not renumbered
+            self.uncertain.append(d.piece)
+        return None
 
     def _rebuild(self, d: _Damage, what: str) -> None:
         before = (self.replay.study_count(), len(self.replay.result._trials))

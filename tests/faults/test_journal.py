@@ -114,6 +114,17 @@ def test_a_damaged_study_record_keeps_every_trial(tmp_path):
     assert _trials(journal) == before
 
 
+def test_a_damaged_repeated_study_creation_of_a_rerun_changes_nothing(tmp_path):
+    journal = tmp_path / "study.journal"
+    before, lines = _study(journal)
+    storage, _ = open_journal(journal)  # a rerun: Optuna writes the creation again, and ignores it
+    optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"], load_if_exists=True)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    repair = _repaired(journal, _flip(lines, len(lines) - 1))
+    assert "a rerun's repeated creation of the study, which changes nothing" in str(repair)
+    assert _trials(journal) == before
+
+
 def test_a_damaged_study_creation_with_readable_fields_is_rebuilt(tmp_path):
     journal = tmp_path / "study.journal"
     before, lines = _study(journal)
