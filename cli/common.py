@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 import io
 import os
 import sys
@@ -57,6 +58,11 @@ def debug_enabled() -> bool:
 def report_error(exc: BaseException) -> int:
     """Print ``exc`` as one line on stderr and return the exit code."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:  # "[Errno 28] ..." says less than the file and the reason
+        where = exc.filename or ("the output folder" if exc.errno == errno.ENOSPC else None)
+        message = f"{where}: {exc.strerror.lower()}" if where else exc.strerror
+        if exc.errno == errno.ENOSPC:
+            message += "; free some space and rerun the same command (finished work is kept)"
     if isinstance(exc, KeyError) and message.startswith(("'", '"')):
         message = message[1:-1]  # KeyError quotes its message
     known = (CliError, ValueError, KeyError, OSError)

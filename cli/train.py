@@ -146,7 +146,7 @@ def train(
     arch, notes = fit_arch(arch, dataset, resolution)
     for text in notes:
         _note(text)
-    check_fits(arch, batch_size=batch_size, training=True, what=f"{source.label} at T={arch.time_steps}, "
+    check_fits(arch, batch_size=min(batch_size, len(dataset.labels)), training=True, what=f"{source.label} at T={arch.time_steps}, "
                                                                   f"{arch.img_size}x{arch.img_size}")
     if threads:
         torch.set_num_threads(threads)

@@ -132,3 +132,16 @@ def test_usage_errors_are_one_line_too():
     _one_line(snnas("search", "--resolution", "1"), "--resolution")
     _one_line(snnas("nosuch"), "No such command")
     _one_line(snnas("energy"), "Missing argument")
+
+
+def test_a_full_disk_names_the_file_and_says_what_to_do(capsys):
+    import errno
+
+    from cli.common import report_error
+
+    assert report_error(OSError(errno.ENOSPC, "No space left on device", "/data/r/study.journal")) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("snnas: error: /data/r/study.journal: no space left on device; free some space")
+    assert "[Errno" not in line
+    report_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert "the output folder: no space left on device" in capsys.readouterr().err
