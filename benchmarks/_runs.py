@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from energy.estimate import estimate
-from energy.profile import load_profile
-from nas.arch import ADDED_LATER as ARCH_ADDED_LATER, ArchConfig
-from nas.data import ProxySplit
-from nas.proxy import ADDED_LATER, ProxyResult, ProxySettings, train_proxy
+from snnas.energy.estimate import estimate
+from snnas.energy.profile import load_profile
+from snnas.nas.models.arch import ADDED_LATER as ARCH_ADDED_LATER, ArchConfig
+from snnas.nas.data import ProxySplit
+from snnas.nas.search.proxy import ADDED_LATER, ProxyResult, ProxySettings, train_proxy
 
 # The space the benchmarks draw from: the default space as it was when the README's figures were
 # measured, kept so they stay reproducible after the default space gained SDSA, Q-K attention and
@@ -119,9 +119,9 @@ def setup(threads: int | None):
     the default space has grown since). Returns (split, space, shape)."""
     import optuna
 
-    from nas.data import load_dataset
-    from nas.space import DataShape, SearchSpace
-    from nas.study import SearchSettings
+    from snnas.nas.data import load_dataset
+    from snnas.nas.search.space import DataShape, SearchSpace
+    from snnas.nas.search.study import SearchSettings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if threads:

@@ -24,11 +24,11 @@ import torch
 from spikingjelly.activation_based import functional
 from spikingjelly.activation_based.op_counter import ACCounter, DispatchCounterMode, MACCounter, SynOpCounter
 
-from energy.counting import count_ops
-from nas.data import sample_digits
-from nas.models import build_model
-from nas.models.attention.dssa import calibrate_rates
-from nas.models.zoo import get
+from snnas.energy.counting import count_ops
+from snnas.nas.data import sample_digits
+from snnas.nas.models import build_model
+from snnas.nas.models.attention.dssa import calibrate_rates
+from snnas.nas.models.zoo import get
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "counting_overhead.json"
 

@@ -21,10 +21,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from energy.counting import count_ops  # noqa: E402
-from energy.estimate import estimate  # noqa: E402
-from energy.profile import load_profile  # noqa: E402
-from nas.data import sample_digits  # noqa: E402
+from snnas.energy.counting import count_ops  # noqa: E402
+from snnas.energy.estimate import estimate  # noqa: E402
+from snnas.energy.profile import load_profile  # noqa: E402
+from snnas.nas.data import sample_digits  # noqa: E402
 from tests.energy.test_peers import MODELS, _model_and_input, _neurobench_layers, spikingjelly_counts  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "peers.json"

@@ -34,10 +34,10 @@ import pandas as pd
 import torch
 
 from _runs import RunCache, draw_archs, setup  # benchmarks/_runs.py, beside this script
-from nas.models import build_model
-from nas.proxy import SINGLE_RUN, ProxySettings, zero_cost_proxy
-from nas.stats import bootstrap_ci, kendall_tau, spearman_rho
-from nas.study import SearchSettings
+from snnas.nas.models import build_model
+from snnas.nas.search.proxy import SINGLE_RUN, ProxySettings, zero_cost_proxy
+from snnas.nas.search.stats import bootstrap_ci, kendall_tau, spearman_rho
+from snnas.nas.search.study import SearchSettings
 
 OUT = Path("results/benchmarks")
 CACHE = OUT / "cache" / "proxy_runs.jsonl"

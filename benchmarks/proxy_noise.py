@@ -35,8 +35,8 @@ import pandas as pd
 import torch
 
 from _runs import draw_archs, setup  # benchmarks/_runs.py, beside this script
-from nas.proxy import ProxySettings, train_proxy
-from nas.stats import kendall_tau
+from snnas.nas.search.proxy import ProxySettings, train_proxy
+from snnas.nas.search.stats import kendall_tau
 
 OUT = Path("results/benchmarks")
 SCORES = {"likelihood": "likelihood", "accuracy": "accuracy"}

@@ -34,8 +34,8 @@ import pandas as pd
 import torch
 
 from _runs import RunCache, draw_archs, setup  # benchmarks/_runs.py, beside this script
-from nas.proxy import SINGLE_RUN, ProxySettings, zero_cost_proxy
-from nas.stats import bootstrap_ci, kendall_tau
+from snnas.nas.search.proxy import SINGLE_RUN, ProxySettings, zero_cost_proxy
+from snnas.nas.search.stats import bootstrap_ci, kendall_tau
 from proxy_fidelity import LONG
 
 OUT = Path("results/benchmarks")

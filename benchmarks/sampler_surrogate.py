@@ -32,9 +32,9 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.model_selection import cross_val_score
 
 from _runs import RunCache, setup  # benchmarks/_runs.py, beside this script
-from nas.arch import ArchConfig
-from nas.pareto import pareto_mask
-from nas.study import SAMPLERS, SearchSettings, make_sampler
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.search.pareto import pareto_mask
+from snnas.nas.search.study import SAMPLERS, SearchSettings, make_sampler
 from search_efficiency import CACHE, OUT, normalised_hv, propose
 
 TARGETS = ("likelihood", "accuracy", "log10_energy_mj")

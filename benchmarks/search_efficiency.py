@@ -36,13 +36,13 @@ import pandas as pd
 import torch
 
 from _runs import ENERGY_CONVENTION, ENERGY_PROFILE, RunCache, setup  # benchmarks/_runs.py, beside this script
-from energy.counting import count_ops
-from energy.profile import load_profile
-from nas.data import ProxySplit
-from nas.models import build_model
-from nas.pareto import hypervolume, pareto_mask
-from nas.space import DataShape, SearchSpace
-from nas.study import SAMPLERS, SearchSettings, make_sampler
+from snnas.energy.counting import count_ops
+from snnas.energy.profile import load_profile
+from snnas.nas.data import ProxySplit
+from snnas.nas.models import build_model
+from snnas.nas.search.pareto import hypervolume, pareto_mask
+from snnas.nas.search.space import DataShape, SearchSpace
+from snnas.nas.search.study import SAMPLERS, SearchSettings, make_sampler
 
 OUT = Path("results/benchmarks")
 CACHE = OUT / "cache" / "proxy_runs.jsonl"
@@ -183,7 +183,7 @@ def main() -> None:
 
 
 def _arch_of(key: str):
-    from nas.arch import ArchConfig
+    from snnas.nas.models.arch import ArchConfig
 
     return ArchConfig.from_dict(json.loads(key))
 

@@ -46,7 +46,8 @@ def _run(tree: Path, trials: int, tmp: Path) -> dict:
     start = time.perf_counter()
     # the space the README's figures were measured on, for both trees (the default space has grown)
     space = Path(__file__).resolve().with_name("space_measured.yaml")
-    done = subprocess.run([sys.executable, "-m", "cli.main", "search", "--budget", str(trials), "--out", str(out),
+    module = "snnas" if (tree / "snnas" / "__main__.py").exists() else "cli.main"  # trees before the snnas namespace
+    done = subprocess.run([sys.executable, "-m", module, "search", "--budget", str(trials), "--out", str(out),
                            "--space", str(space)], cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:

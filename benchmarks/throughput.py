@@ -26,13 +26,13 @@ import pandas as pd
 import torch
 
 from _runs import setup  # benchmarks/_runs.py, beside this script
-from energy.counting import count_ops
-from nas.arch import ArchConfig
-from nas.data import ProxySplit
-from nas.proxy import SINGLE_RUN, ProxySettings, accuracy, build_candidate, evaluate, scale_batch_norms, train
-from nas.report import trials_frame
-from nas.space import SearchSpace
-from nas.study import SearchSettings, run_search
+from snnas.energy.counting import count_ops
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.data import ProxySplit
+from snnas.nas.search.proxy import SINGLE_RUN, ProxySettings, accuracy, build_candidate, evaluate, scale_batch_norms, train
+from snnas.nas.report.tables import trials_frame
+from snnas.nas.search.space import SearchSpace
+from snnas.nas.search.study import SearchSettings, run_search
 
 OUT = Path("results/benchmarks")
 PROXIES = {  # name -> (search proxy, proxy settings)

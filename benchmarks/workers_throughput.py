@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
 
 
 def run(workers: int, trials: int, steps: int, out: str) -> float:
-    cmd = [sys.executable, "-m", "cli.main", "search", "--budget", str(trials), "--study", f"w{workers}",
+    cmd = [sys.executable, "-m", "snnas", "search", "--budget", str(trials), "--study", f"w{workers}",
            "--out", out, "--sampler", "random", "--steps", str(steps), "--workers", str(workers),
            "--space", str(Path(__file__).resolve().with_name("space_measured.yaml"))]  # the README's measured space
     start = time.perf_counter()

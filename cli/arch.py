@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, OutputFormat, console, write_text_atomic
+from snnas.cli.common import CliError, OutputFormat, console, write_text_atomic
 
 app = typer.Typer(help="Show architectures: a study's trials, its front, zoo entries, files.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ def show(
                                      help="yaml is the default; json."),
 ) -> None:
     """Print every field of an architecture (as YAML that `snnas train` reads back)."""
-    from nas.archref import resolve_arch, to_yaml
+    from snnas.nas.report.archref import resolve_arch, to_yaml
 
     source = resolve_arch(ref, storage=storage)
     as_json = fmt is OutputFormat.json or (fmt is None and output is not None and output.suffix == ".json")
@@ -60,7 +60,7 @@ def front(
     for a shell loop: `for a in $(snnas arch front results/snnas --top 3); do snnas train $a; done`)."""
     import pandas as pd
 
-    from nas.archref import front_trials
+    from snnas.nas.report.archref import front_trials
 
     members = front_trials(directory, storage=storage)
     if not members:

@@ -87,7 +87,7 @@ def resolve_device(name: str):
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (see ``nas.files.atomic_write``)."""
-    from nas.files import atomic_write
+    from snnas.nas.files import atomic_write
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +114,7 @@ def tenths(message, *, after_s: float = 0.0):
 def load_data(spec: str):
     """``nas.data.load_dataset`` with the first reading of an event dataset (thousands of recordings,
     before the frame cache exists) reported on stderr at every tenth, one line each."""
-    from nas.data import load_dataset
+    from snnas.nas.data import load_dataset
 
     return load_dataset(spec, progress=tenths(
         lambda done, total: f"reading {spec}: {done:,} of {total:,} recordings (frames are cached for later runs)"))

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, err_console
+from snnas.cli.common import CliError, err_console
 
 
 def dashboard(
@@ -24,12 +24,12 @@ def dashboard(
         import optuna_dashboard
     except ImportError:
         raise CliError("optuna-dashboard is not installed: pip install 'snnas[dashboard]'") from None
-    from nas.archref import load_study
-    from nas.study import redact
+    from snnas.nas.report.archref import load_study
+    from snnas.nas.search.study import redact
 
     study = load_study(directory, storage=storage)  # one clear line if the study is not there
     if storage is None:
-        from nas.journal import open_journal
+        from snnas.nas.search.journal import open_journal
 
         storage_obj, _ = open_journal(directory / "study.journal")
         where = str(directory / "study.journal")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, OutputFormat, err_console, load_data, resolve_device, tenths, write_text_atomic
+from snnas.cli.common import CliError, OutputFormat, err_console, load_data, resolve_device, tenths, write_text_atomic
 
 
 MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a larger random input is a typo, not a workload
@@ -36,11 +36,11 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
     """A zoo name (random weights, seeded) or a model file of any supported kind."""
     import torch
 
-    from energy.loading import load_module_file, read_torch_save, sniff
-    from nas.checkpoint import is_snnas_file, model_from_file_data
-    from nas.models import build_model
-    from nas.models.footprint import check_fits
-    from nas.models.zoo import ZOO
+    from snnas.energy.loading import load_module_file, read_torch_save, sniff
+    from snnas.nas.models.checkpoint import is_snnas_file, model_from_file_data
+    from snnas.nas.models import build_model
+    from snnas.nas.models.footprint import check_fits
+    from snnas.nas.models.zoo import ZOO
 
     if spec in ZOO:
         err_console.print(f"note: {spec} is built with random weights (seed {seed}, --seed): firing rates, and so "
@@ -56,7 +56,7 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
         obj = read_torch_save(path)
         if not is_snnas_file(obj):
             raise CliError(f"{path}: holds tensors but no architecture (a state dict?); save with "
-                           "nas.checkpoint.save_model, TorchScript or torch.export")
+                           "snnas.save_model, TorchScript or torch.export")
         model, arch = model_from_file_data(obj, origin=str(path))
         if time_steps is not None:
             state = model.state_dict()
@@ -77,8 +77,8 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
 def _read_input(path: Path):
     import torch
 
-    from energy.loading import not_a_file
-    from energy.untrusted import read_array, read_torch_save
+    from snnas.energy.loading import not_a_file
+    from snnas.energy.untrusted import read_array, read_torch_save
 
     if not path.is_file():
         raise CliError(f"--input {not_a_file(path)}")
@@ -109,7 +109,7 @@ def _random_input(shape: str, seed: int):
 
 def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
     """(tensor, description)."""
-    from nas.data import held_out_part, load_dataset, model_input, sample_digits, sample_images
+    from snnas.nas.data import held_out_part, load_dataset, model_input, sample_digits, sample_images
 
     arch = m.arch
     if data is None and input_file is None and shape is None and m.data_spec:
@@ -144,12 +144,12 @@ def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
 
 
 def _count(m: _Model, x, *, batch_dim: int, effective: bool, bn_folded: bool, desc: str):
-    from energy.counting import count_ops
+    from snnas.energy.counting import count_ops
 
     if batch_dim >= x.dim():
         raise CliError(f"--batch-dim {batch_dim}: the input has only {x.dim()} axes")
     if m.arch is not None:
-        from nas.models.attention.dssa import calibrate_rates
+        from snnas.nas.models.attention.dssa import calibrate_rates
 
         if calibrate_rates(m.module, x):
             err_console.print("note: DSSA firing-rate scales were never trained; calibrated on this input as a "
@@ -196,9 +196,9 @@ def energy(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the json/csv report to this file."),
 ) -> None:
     """Count MACs, ACs and other operations per layer, and price them on hardware profiles."""
-    from energy.conventions import get_convention
-    from energy.estimate import estimate
-    from energy.profile import load_profile
+    from snnas.energy.conventions import get_convention
+    from snnas.energy.estimate import estimate
+    from snnas.energy.profile import load_profile
 
     conv = get_convention(convention)
     profiles = [load_profile(p) for p in profile]
@@ -228,7 +228,7 @@ def _output_format(fmt, output: Optional[Path]):
 
 
 def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fmt, output) -> None:
-    from cli.energy_report import build_report, print_tables, render_csv
+    from snnas.cli.energy_report import build_report, print_tables, render_csv
 
     input_info = {"source": desc, "shape": list(x.shape), "samples": counts.batch_size,
                   "per_sample": counts.per_sample}

@@ -13,7 +13,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import console
+from snnas.cli.common import console
 
 LAYER_KEYS = ("macs", "acs", "ac", "ac_signed", "ac_multi", "ac_coincidence", "dense", "rate_dense", "bias",
               "neuron_updates", "spikes", "residual_adds", "masks", "products", "reductions", "pool",

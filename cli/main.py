@@ -9,8 +9,8 @@ import warnings
 
 import typer
 
-from cli import arch, dashboard, energy, profiles, report, search, space, train, zoo
-from cli.common import DEBUG_ENV, debug_enabled, report_error
+from snnas.cli import arch, dashboard, energy, profiles, report, search, space, train, zoo
+from snnas.cli.common import DEBUG_ENV, debug_enabled, report_error
 
 app = typer.Typer(
     name="snnas",
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from nas import __version__
+        from snnas.nas import __version__
 
         print(f"snnas {__version__}")
         raise typer.Exit()

@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli.common import OutputFormat, console
+from snnas.cli.common import OutputFormat, console
 
 
 def profiles(
@@ -16,7 +16,7 @@ def profiles(
     show: str = typer.Option(None, "--show", help="Print one profile's terms with sources and evidence."),
 ) -> None:
     """List the hardware profiles (45 nm CMOS regimes and neuromorphic chips). Unknown figures are null."""
-    from energy.profile import builtin_profile_names, load_profile
+    from snnas.energy.profile import builtin_profile_names, load_profile
 
     names = [show] if show else builtin_profile_names()
     loaded = [load_profile(n) for n in names]

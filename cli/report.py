@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import CliError, console, err_console
+from snnas.cli.common import CliError, console, err_console
 
 
 def report(
@@ -26,16 +26,16 @@ def report(
     summary.json; pareto.tex with --latex)."""
     import optuna
 
-    from nas.report import write_reports
+    from snnas.nas.report.tables import write_reports
 
-    from nas.study import redact
+    from snnas.nas.search.study import redact
 
     name = study or directory.name
     if storage is None:
         journal = directory / "study.journal"
         if not journal.is_file():
             raise CliError(f"{directory}: no study.journal here (pass --storage URL for a database study)")
-        from nas.journal import open_journal
+        from snnas.nas.search.journal import open_journal
 
         storage_obj, repaired = open_journal(journal)
         if repaired is not None:

@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import CliError, console, err_console, load_data, resolve_device
+from snnas.cli.common import CliError, console, err_console, load_data, resolve_device
 
 
 def _versions() -> dict:
@@ -110,7 +110,7 @@ class _Display:
         return "; ".join(parts)
 
     def render(self):
-        from nas.pareto import pareto_mask
+        from snnas.nas.search.pareto import pareto_mask
 
         table = Table.grid(padding=(0, 2))
         table.add_row("training", self.running_line())
@@ -126,7 +126,7 @@ class _Display:
         and the training steps from the workers' shared progress."""
         from optuna.trial import TrialState
 
-        from nas.workers import counts_toward_budget
+        from snnas.nas.search.workers import counts_toward_budget
 
         trials = study.get_trials(deepcopy=False)
         self.points = [(t.values[0], t.values[1]) for t in trials if t.values]
@@ -134,7 +134,7 @@ class _Display:
         self.pruned = sum(t.state == TrialState.PRUNED for t in trials)
         lines = {t.number: t.user_attrs["arch"] for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs}
         steps = {number: (step, total) for number, step, total in (workers.training() if workers else [])}
-        from nas.arch import ArchConfig
+        from snnas.nas.models.arch import ArchConfig
 
         self.training = {n: (*steps.get(n, (0, 0)), _arch_line(ArchConfig.from_dict(a))) for n, a in lines.items()}
         self._set_done(sum(counts_toward_budget(t) for t in trials))
@@ -205,7 +205,7 @@ class _Plain:
 def _run_local_workers(settings, space, split, n, study, display, live) -> bool:
     """Start n worker processes and show their progress from the storage until they finish;
     False when one of them ended abnormally."""
-    from nas.workers import start_local_workers
+    from snnas.nas.search.local import start_local_workers
 
     workers = start_local_workers(settings, space, split, n)
     procs = workers.procs
@@ -260,12 +260,12 @@ def search(
     runs: int = typer.Option(2, "--runs", min=1, max=100, help="Proxy training runs per candidate (seeds --seed, "
                                                                "--seed + 1, ...), averaged."),
     score: str = typer.Option("likelihood", "--score", help="The proxy's objective: likelihood (exp of minus the "
-                                                           "mean held-out cross-entropy; ranks best, see README) "
+                                                           "mean held-out cross-entropy; ranks best; docs: Benchmarks) "
                                                            "or accuracy (mean held-out accuracy)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, max=1_000_000, help="Proxy batch size."),
     lr: float = typer.Option(1e-2, "--lr", help="Proxy peak learning rate."),
     bn_gain: float = typer.Option(2.0, "--bn-gain", min=0.0, help="Batch-norm scale at the start of proxy "
-                                  "training (1 = PyTorch's init; see README, proxy fidelity)."),
+                                  "training (1 = PyTorch's init; docs: Benchmarks, proxy fidelity)."),
     train_size: int = typer.Option(2000, "--train-size", min=1, max=100_000_000, help="Training images for the proxy."),
     val_size: int = typer.Option(500, "--val-size", min=1, max=100_000_000, help="Held-out images for accuracy and energy."),
     resolution: int = typer.Option(16, "--resolution", min=4, max=4096, help="Image side used during the search."),
@@ -275,7 +275,7 @@ def search(
                                                "--worker-index)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, show_default=False,
                                           help="Torch threads per worker (default: the usable cores shared among "
-                                               "the workers). A trial's numbers depend on it (see README)."),
+                                               "the workers). A trial's numbers depend on it (docs: Searching at scale)."),
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0,
                                                help="This worker's number when several machines share a "
                                                     "--storage study (seeds its sampler; default: from host and pid)."),
@@ -283,8 +283,8 @@ def search(
                                                                 "a trial silent for twice this is retried."),
 ) -> None:
     """Search spiking transformers for the accuracy / energy Pareto front; rerun to resume."""
-    from nas.proxy import ProxySettings
-    from nas.study import SearchSettings
+    from snnas.nas.search.proxy import ProxySettings
+    from snnas.nas.search.study import SearchSettings
 
     settings = SearchSettings(study=study, out_dir=out, budget=budget, sampler=sampler, seed=seed, proxy=proxy,
                               profiles=tuple(profile), convention=convention, max_params=max_params,
@@ -296,8 +296,8 @@ def search(
     space, dataset, split, dev = _prepare(settings, space_file, data, device, worker_index)
     run_info = _run_info(settings, space, dataset, split, dev, data)
     signal.signal(signal.SIGTERM, _terminate)  # a batch scheduler's stop: like Ctrl-C, results written
-    from nas.study import open_study
-    from nas.workers import worker_info
+    from snnas.nas.search.study import open_study
+    from snnas.nas.search.workers import worker_info
 
     me = worker_info(seed, 0 if storage is None and worker_index is None else worker_index)
     study_obj = open_study(settings, space, split, worker=me)
@@ -305,10 +305,12 @@ def search(
     study_obj, interrupted = _run(settings, space, split, dev, study_obj, me)
     err_console.print()
     if refine and not interrupted:
-        from nas.study import refine_front
+        from snnas.nas.report.tables import front_spread, trials_frame
+        from snnas.nas.search.study import refine_front
 
         err_console.print(f"re-training {refine} front members for {refine_steps} steps ...")
-        refined = refine_front(study_obj, settings, split, k=refine, steps=refine_steps, device=dev, data_spec=data,
+        refined = refine_front(study_obj, settings, split, picks=front_spread(trials_frame(study_obj), refine),
+                               steps=refine_steps, device=dev, data_spec=data,
                                on_progress=lambda i, n: err_console.print(f"  re-trained {i} of {n}", highlight=False))
         for entry in refined:
             before = "-" if entry["proxy_accuracy"] is None else f"{entry['proxy_accuracy'] * 100:.1f}%"
@@ -324,7 +326,7 @@ def _default_workers(workers, device: str, storage, worker_index) -> int:
         return workers
     import torch
 
-    from nas.workers import usable_cores
+    from snnas.nas.search.workers import usable_cores
 
     on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if on_gpu or worker_index is not None or (storage or "").startswith("sqlite"):
@@ -342,9 +344,9 @@ def _terminate(signum, frame) -> None:
 
 def _prepare(settings, space_file, data, device, worker_index):
     """Every input read and checked before anything is written: (space, dataset, split, device)."""
-    from nas.data import ProxySplit
-    from nas.space import DataShape, SearchSpace, default_space_path
-    from nas.study import check_settings
+    from snnas.nas.data import ProxySplit
+    from snnas.nas.search.space import DataShape, SearchSpace, default_space_path
+    from snnas.nas.search.study import check_settings
 
     import optuna
 
@@ -386,7 +388,7 @@ def _check_machine_bounds(settings) -> None:
 
 def _check_split_memory(settings, dataset) -> None:
     """The proxy's images at --resolution must fit in memory (with room left for the candidates)."""
-    from nas.models.footprint import MEMORY_ENV, memory_limit_bytes
+    from snnas.nas.models.footprint import MEMORY_ENV, memory_limit_bytes
 
     n = min(settings.train_size + settings.val_size, len(dataset.labels))
     frames = dataset.time_steps or 1
@@ -402,7 +404,7 @@ def _check_split_memory(settings, dataset) -> None:
 def _run_info(settings, space, dataset, split, dev, data) -> dict:
     import dataclasses
 
-    from nas.study import redact
+    from snnas.nas.search.study import redact
 
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()
                  if k != "proxy_settings"}
@@ -418,7 +420,7 @@ def _run_info(settings, space, dataset, split, dev, data) -> dict:
 
 def _run(settings, space, split, dev, study_obj, me):
     """The trials, shown live on a terminal or as log lines otherwise: (study, interrupted)."""
-    from nas.study import evaluated_count, run_search
+    from snnas.nas.search.study import evaluated_count, run_search
 
     display = _Display(settings.budget, min(evaluated_count(study_obj), settings.budget),
                        settings.objective_name)
@@ -458,7 +460,7 @@ def _storage_error(settings, exc: OSError) -> CliError:
 
 def _finish(settings, study_obj, run_info, start, interrupted) -> None:
     """Reports and run.json, written whatever happened; the exit code says how the run ended."""
-    from nas.report import write_reports
+    from snnas.nas.report.tables import write_reports
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut the writing short
     run_info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -487,7 +489,7 @@ def _finish(settings, study_obj, run_info, start, interrupted) -> None:
 def _append_run(path: Path, run_info: dict) -> None:
     """run.json describes the latest invocation at its top level (as it always has) and keeps every
     invocation of the study, this one last, under ``history``."""
-    from nas.files import atomic_write
+    from snnas.nas.files import atomic_write
 
     runs = []
     try:

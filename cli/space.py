@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli.common import console
+from snnas.cli.common import console
 
 app = typer.Typer(help="Show or validate a search space (space.yaml).", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def show(path: Optional[Path] = typer.Argument(None, show_default=False,
                                                help="The space file (default: the space snnas search uses)."),
          ) -> None:
     """Print every key of the space and its choices."""
-    from nas.space import SearchSpace, default_space_path
+    from snnas.nas.search.space import SearchSpace, default_space_path
 
     path = path or default_space_path()
     space = SearchSpace.from_yaml(path)
@@ -36,7 +36,7 @@ def show(path: Optional[Path] = typer.Argument(None, show_default=False,
 def validate(path: Path = typer.Argument(..., help="The space file."),
              resolution: int = typer.Option(16, "--resolution", help="Image side the search will use.")) -> None:
     """Check a space file strictly; exit 2 with the offending key's path when it is invalid."""
-    from nas.space import DataShape, SearchSpace
+    from snnas.nas.search.space import DataShape, SearchSpace
 
     space = SearchSpace.from_yaml(path)
     space.check_data(DataShape(resolution, 1, 10))

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cli.common import CliError, OutputFormat, console, err_console, load_data, resolve_device, write_text_atomic
+from snnas.cli.common import CliError, OutputFormat, console, err_console, load_data, resolve_device, write_text_atomic
 
 
 def _note(text: str) -> None:
@@ -33,7 +33,7 @@ def _default_out(source) -> Path:
 
 
 def _load_data(spec: str, *, what: str):
-    from nas.data import DataError
+    from snnas.nas.data import DataError
 
     try:
         return load_data(spec)
@@ -129,14 +129,30 @@ def train(
 ) -> None:
     """Train an architecture fully (the seed papers' recipe); rerun the same command to resume after a stop."""
     import torch
-    from energy.conventions import get_convention
-    from energy.profile import load_profile
-    from nas.archref import resolve_arch
-    from nas.models.footprint import check_fits
-    from nas.train import Recipe, fit_arch, train_model
+    from snnas.energy.conventions import get_convention
+    from snnas.energy.profile import load_profile
+    from snnas.nas.train.training import Recipe
 
     get_convention(convention)
     profiles = [load_profile(p) for p in profile]
+    source, spec, dataset, arch = _what_to_train(arch_ref, storage, data, time_steps, resolution, batch_size)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup,
+                    label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed, event_aug=event_aug)
+    folder = out or _default_out(source)
+    result = _run_training(source, spec, dataset, arch, recipe, folder, dev)
+    _report_trained(source, spec, dataset, result, folder, profiles=profiles, convention=convention,
+                    samples=energy_samples, epochs=epochs, device=dev)
+
+
+def _what_to_train(arch_ref, storage, data, time_steps, resolution, batch_size):
+    """(source, data spec, dataset, architecture fitted to the data), checked to fit in memory."""
+    from snnas.nas.models.footprint import check_fits
+    from snnas.nas.report.archref import resolve_arch
+    from snnas.nas.train.training import fit_arch
+
     source = resolve_arch(arch_ref, storage=storage)
     spec = data or source.data_spec or "digits"
     if data is None and source.data_spec:
@@ -146,42 +162,47 @@ def train(
     arch, notes = fit_arch(arch, dataset, resolution)
     for text in notes:
         _note(text)
-    check_fits(arch, batch_size=min(batch_size, len(dataset.labels)), training=True, what=f"{source.label} at T={arch.time_steps}, "
-                                                                  f"{arch.img_size}x{arch.img_size}")
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup,
-                    label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed, event_aug=event_aug)
-    folder = out or _default_out(source)
-    info = {"data_spec": spec, "source": source.provenance()}
+    check_fits(arch, batch_size=min(batch_size, len(dataset.labels)), training=True,
+               what=f"{source.label} at T={arch.time_steps}, {arch.img_size}x{arch.img_size}")
+    return source, spec, dataset, arch
+
+
+def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev):
+    """``train_model`` with a progress display; a stop keeps the epochs done and exits 130 / 143."""
+    from snnas.nas.train.training import train_model
+
     done = _epochs_done(folder)
     signal.signal(signal.SIGTERM, _stop)
-    display = _TrainDisplay(epochs, done, err_console.is_terminal)
+    display = _TrainDisplay(recipe.epochs, done, err_console.is_terminal)
     err_console.print(f"training {source.label} ({arch.img_size}x{arch.img_size}, T={arch.time_steps}) on {spec} for "
-                      f"{epochs} epochs on {dev} into {folder}" + (f", resuming after epoch {done}" if done else ""),
+                      f"{recipe.epochs} epochs on {dev} into {folder}" + (f", resuming after epoch {done}" if done else ""),
                       markup=False, highlight=False)
     try:
         with display:
             result = train_model(arch, dataset, recipe, folder, device=dev, on_step=display.step,
-                                 on_epoch=display.epoch, info=info)
+                                 on_epoch=display.epoch, info={"data_spec": spec, "source": source.provenance()})
     except KeyboardInterrupt as exc:
         kept = _epochs_done(folder)
-        err_console.print(f"{'terminated' if isinstance(exc, _Stopped) else 'interrupted'}: {kept} of {epochs} "
+        err_console.print(f"{'terminated' if isinstance(exc, _Stopped) else 'interrupted'}: {kept} of {recipe.epochs} "
                           f"epochs kept in {folder / 'last.pt'}; rerun the same command to resume",
                           markup=False, highlight=False)
         raise typer.Exit(143 if isinstance(exc, _Stopped) else 130)
     except OSError as exc:
         raise CliError(f"{folder}: cannot write the checkpoints ({exc.strerror or exc})") from None
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return result
+
+
+def _report_trained(source, spec, dataset, result, folder: Path, *, profiles, convention, samples, epochs, device):
+    """evaluation.json and the firing-rate figure of the best checkpoint, and one summary line."""
+    from snnas.nas.train.evaluate import plot_rates
+
     best = result.best_metrics
-    report = _evaluate_file(result.best, dataset, spec, profiles=profiles, convention=convention,
-                            samples=energy_samples, device=dev)
+    report = _evaluate_file(result.best, dataset, spec, profiles=profiles, convention=convention, samples=samples,
+                            device=device)
     report["source"] = source.provenance()
     report["best_epoch"], report["epochs"] = best.epoch, epochs
     write_text_atomic(folder / "evaluation.json", json.dumps(report, indent=2))
-    from nas.evaluate import plot_rates
-
     plot_rates(report, folder / "firing_rates", title=f"{source.label}: firing rate per layer on {dataset.name}")
     first = profiles[0].name
     energy = report["energy"][first]
@@ -197,7 +218,7 @@ def _epochs_done(folder: Path) -> int:
     if not last.is_file():
         return 0
     try:
-        from energy.untrusted import read_torch_save
+        from snnas.energy.untrusted import read_torch_save
 
         return int(((read_torch_save(last, origin=str(last)) or {}).get("meta") or {}).get("epoch", 0))
     except Exception:  # noqa: BLE001 - train_model itself says what is wrong with the file
@@ -205,8 +226,8 @@ def _epochs_done(folder: Path) -> int:
 
 
 def _evaluate_file(path: Path, dataset, spec: str, *, profiles, convention: str, samples: int, device) -> dict:
-    from nas.checkpoint import load_model_file
-    from nas.evaluate import evaluate_model
+    from snnas.nas.models.checkpoint import load_model_file
+    from snnas.nas.train.evaluate import evaluate_model
 
     model, arch, obj = load_model_file(path)
     try:
@@ -225,7 +246,7 @@ def _evaluate_file(path: Path, dataset, spec: str, *, profiles, convention: str,
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="An snnas model file (best.pt / last.pt from snnas train, or "
-                                                "nas.checkpoint.save_model)."),
+                                                "snnas.save_model)."),
     data: Optional[str] = typer.Option(None, "--data", show_default=False,
                                        help="Data whose held-out images to test on (default: the training data "
                                             "recorded in the checkpoint, else digits)."),
@@ -240,19 +261,19 @@ def evaluate(
                                                                  "FIGURE.png, .pdf and .svg."),
 ) -> None:
     """Accuracy, per-layer firing rates and energy per profile of a trained model, in one report."""
-    from energy.conventions import get_convention
-    from energy.profile import load_profile
-    from nas.checkpoint import is_snnas_file
+    from snnas.energy.conventions import get_convention
+    from snnas.energy.profile import load_profile
+    from snnas.nas.models.checkpoint import is_snnas_file
 
     get_convention(convention)
     profiles = [load_profile(p) for p in profile]
     if fmt is OutputFormat.csv:
         raise CliError("--format csv: evaluate writes table or json (snnas energy writes per-layer CSV)")
     if not checkpoint.is_file():
-        from energy.loading import not_a_file
+        from snnas.energy.loading import not_a_file
 
         raise CliError(not_a_file(checkpoint))
-    from energy.untrusted import read_torch_save
+    from snnas.energy.untrusted import read_torch_save
 
     obj = read_torch_save(checkpoint, origin=str(checkpoint))
     if not is_snnas_file(obj):
@@ -266,7 +287,7 @@ def evaluate(
     if report["data"]["same_as_training"] is False:
         _note(f"{spec} is not the data {checkpoint} was trained on ({recorded or 'recorded in the file'})")
     if figure is not None:
-        from nas.evaluate import plot_rates
+        from snnas.nas.train.evaluate import plot_rates
 
         label = ((obj.get("meta") or {}).get("source") or {}).get("label") or checkpoint.name
         paths = plot_rates(report, figure, title=f"{label}: firing rate per layer on {dataset.name}")

@@ -10,11 +10,11 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli.common import OutputFormat, console
+from snnas.cli.common import OutputFormat, console
 
 
 def _rows() -> list[dict]:
-    from nas.models.zoo import ZOO
+    from snnas.nas.models.zoo import ZOO
 
     rows = []
     for entry in ZOO.values():

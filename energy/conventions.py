@@ -36,8 +36,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from energy.counts import OpCounts, OpRecord
-from energy.operands import BINARY, REAL, TERNARY
+from snnas.energy.counts import OpCounts, OpRecord
+from snnas.energy.operands import BINARY, REAL, TERNARY
 
 Quantities = dict[str, dict[str, float]]  # layer name -> profile term -> count
 

@@ -35,11 +35,11 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from energy.counts import EXTRA_KEYS, LayerCounts, OpCounts, OpRecord
-from energy.handlers import FREE_OPS, HANDLERS
-from energy.modules import ModuleInfo, describe, is_neuron, reset_state
-from energy.operands import BINARY, TERNARY, Operand, classify
-from energy.torchscript import GraphRunner
+from snnas.energy.counts import EXTRA_KEYS, LayerCounts, OpCounts, OpRecord
+from snnas.energy.handlers import FREE_OPS, HANDLERS
+from snnas.energy.modules import ModuleInfo, describe, is_neuron, reset_state
+from snnas.energy.operands import BINARY, TERNARY, Operand, classify
+from snnas.energy.torchscript import GraphRunner
 
 __all__ = ["count_ops", "is_neuron", "OpCounts", "LayerCounts", "OpRecord", "EXTRA_KEYS"]
 

@@ -18,7 +18,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from energy.operands import REAL, worst
+from snnas.energy.operands import REAL, worst
 
 AC_KEYS = ("ac", "ac_signed", "ac_multi", "ac_coincidence")
 CHARGE_KEYS = ("mac", *AC_KEYS)

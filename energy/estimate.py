@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from energy.conventions import Quantities, get_convention
-from energy.counts import OpCounts
-from energy.profile import NOT_APPLICABLE_WHEN_ABSENT, Profile
+from snnas.energy.conventions import Quantities, get_convention
+from snnas.energy.counts import OpCounts
+from snnas.energy.profile import NOT_APPLICABLE_WHEN_ABSENT, Profile
 
 PJ_PER_MJ = 1e9
 
 
 @dataclass
 class EnergyEstimate:
+    """Energy per sample of one model's counts on one profile under one convention."""
+
     profile: str
     regime: str  # arithmetic regime, printed beside every joule figure
     convention: str

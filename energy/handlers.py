@@ -26,8 +26,8 @@ from typing import Callable, Protocol
 
 import torch
 
-from energy.counts import OpRecord
-from energy.operands import BINARY, MULTILEVEL, REAL, TERNARY, Operand
+from snnas.energy.counts import OpRecord
+from snnas.energy.operands import BINARY, MULTILEVEL, REAL, TERNARY, Operand
 
 aten = torch.ops.aten
 

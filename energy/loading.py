@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from energy.programs import check_export_archive, check_torchscript_archive
-from energy.untrusted import RefusedFile, load_export_archive, load_trusted_pickle, plain
+from snnas.energy.programs import check_export_archive, check_torchscript_archive
+from snnas.energy.untrusted import RefusedFile, load_export_archive, load_trusted_pickle, plain
 
 
 class ModelFileError(ValueError):
@@ -143,7 +143,7 @@ def sniff(path: Path) -> str:
 
 def read_torch_save(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers (no code runs)."""
-    from energy.untrusted import read_torch_save as read
+    from snnas.energy.untrusted import read_torch_save as read
 
     try:
         return read(path, origin=str(path))
@@ -216,7 +216,7 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False, trust_code
     if not trusted:
         read_torch_save(path)  # raises with the explanation when the file holds pickled objects
         raise ModelFileError(f"{path}: holds tensors but no model (a state dict?); save the architecture too "
-                             "(snnas models: nas.checkpoint.save_model)")
+                             "(snnas models: snnas.save_model)")
     try:
         obj = load_trusted_pickle(path)
     except (AttributeError, ModuleNotFoundError) as exc:  # the class the file names is not importable here

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from energy.textfiles import TextFileError, load_structured
+from snnas.energy.textfiles import TextFileError, load_structured
 
 # term -> what one unit of it is
 TERMS = {
@@ -133,7 +133,7 @@ MAX_PROFILE_BYTES = 1 << 20  # a profile is a few kilobytes of YAML
 
 
 def builtin_profile_names() -> list[str]:
-    folder = resources.files("energy") / "profiles"
+    folder = resources.files("snnas.energy") / "profiles"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -141,7 +141,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """A built-in profile by name (``snnas profiles``) or a user's YAML file by path."""
     text_path = str(name_or_path)
     if text_path in builtin_profile_names():
-        resource = resources.files("energy") / "profiles" / f"{text_path}.yaml"
+        resource = resources.files("snnas.energy") / "profiles" / f"{text_path}.yaml"
         return parse_profile(yaml.safe_load(resource.read_text()), origin=text_path)
     path = Path(text_path)
     if path.suffix not in (".yaml", ".yml") and not path.exists():

@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from energy.untrusted import RefusedFile
+from snnas.energy.untrusted import RefusedFile
 
 TRUST_HINT = "pass --trust-code only if you trust its author"
 

@@ -10,13 +10,15 @@ Python's pickle calls whatever a file names, so every pickle snnas reads goes th
   for weights, constants and example inputs; here every ``torch.load`` inside it is forced to
   weights only, and archives holding pickled custom objects are refused before loading.
 * ``read_array``: ``numpy.load(allow_pickle=False)``.
-* ``load_trusted_pickle``: full unpickling, only ever called when the user passed ``--trust-pickle``.
+* ``load_trusted_pickle``: full unpickling, only ever called when the user passed ``--trust-code``
+  (also spelt ``--trust-pickle``).
 
-TorchScript files are read by ``torch.jit.load``, whose own unpickler builds TorchScript types only.
+TorchScript files are read by ``torch.jit.load`` after ``snnas.energy.programs`` has checked them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import pickle
@@ -131,9 +133,58 @@ def load_export_archive(path: Path):
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
+# Where snnas's own classes lived before they moved into the ``snnas`` namespace (a pickled snnas
+# network names its classes' modules): only used when the old top-level name is not importable.
+RENAMED_MODULES = {
+    "nas.arch": "snnas.nas.models.arch", "nas.registry": "snnas.nas.models.registry",
+    "nas.checkpoint": "snnas.nas.models.checkpoint", "nas.events": "snnas.nas.data.events",
+    **{f"nas.{name}": f"snnas.nas.search.{name}" for name in ("space", "study", "workers", "proxy", "journal",
+                                                               "pareto", "stats")},
+    "nas.train": "snnas.nas.train.training", "nas.evaluate": "snnas.nas.train.evaluate",
+    "nas.report": "snnas.nas.report.tables", "nas.latex": "snnas.nas.report.latex",
+    "nas.archref": "snnas.nas.report.archref",
+}
+
+
+def renamed_module(module: str) -> str:
+    """The module a pickle's old snnas module name now is (``nas.models.network`` ->
+    ``snnas.nas.models.network``); other names as they are."""
+    top = module.split(".")[0]
+    if top not in ("nas", "energy", "cli") or not _is_ours(top):
+        return module
+    for old, new in RENAMED_MODULES.items():
+        if module == old or module.startswith(old + "."):
+            return new + module[len(old):]
+    return "snnas." + module
+
+
+def _is_ours(top: str) -> bool:
+    """Whether the top-level name ``top`` is free, or is this checkout's ``snnas.<top>`` folder
+    seen from its root (a user's own package of that name is left alone)."""
+    found = importlib.util.find_spec(top)
+    if found is None or found.origin is None:
+        return found is None
+    ours = importlib.util.find_spec(f"snnas.{top}")
+    return ours is not None and Path(found.origin).resolve() == Path(ours.origin).resolve()
+
+
+class _RenamingUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        return super().find_class(renamed_module(module), name)
+
+
+class _RenamingPickle:
+    """What ``torch.load(pickle_module=...)`` needs of a pickle module, with old module names renamed."""
+
+    Unpickler = _RenamingUnpickler
+    load = staticmethod(lambda file, **kw: _RenamingUnpickler(file, **kw).load())
+    __name__ = "pickle"
+
+
 def load_trusted_pickle(path: Path) -> Any:
-    """Full unpickling: runs code from the file. Only for files the user said they trust."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Full unpickling: runs code from the file. Only for files the user said they trust. Pickled
+    snnas networks saved before the ``snnas`` namespace load under their classes' new modules."""
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RenamingPickle)
 
 
 # ----------------------------------------------------------------------------- bounded reading

@@ -6,7 +6,7 @@ import os
 import uuid
 from pathlib import Path
 
-from nas.failpoints import failpoint
+from snnas.nas.failpoints import failpoint
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -25,6 +25,11 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# Matplotlib settings of every figure snnas writes for a paper (one column, serif, 8 pt).
+PAPER_STYLE = {"font.family": "serif", "font.size": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+               "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False}
 
 
 def write_figure(fig, stem: Path, formats: tuple[str, ...] = ("png", "pdf", "svg")) -> list[Path]:

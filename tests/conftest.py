@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from nas.arch import ArchConfig
+from snnas.nas.models.arch import ArchConfig
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _runs import RunCache  # noqa: E402
 from search_efficiency import normalised_hv  # noqa: E402
 
-from nas.data import ProxySplit, load_dataset  # noqa: E402
-from nas.proxy import ProxySettings  # noqa: E402
+from snnas.nas.data import ProxySplit, load_dataset  # noqa: E402
+from snnas.nas.search.proxy import ProxySettings  # noqa: E402
 from tests.conftest import tiny_arch  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -73,7 +73,7 @@ def test_propose_evaluates_each_architecture_once_and_tells_a_repeat_its_result(
     from _runs import BENCHMARK_SPACE
     from search_efficiency import propose
 
-    from nas.space import DataShape, SearchSpace
+    from snnas.nas.search.space import DataShape, SearchSpace
 
     data = yaml.safe_load(BENCHMARK_SPACE.read_text())  # every choice fixed but T: two architectures in all
     pick = lambda v: v[0] if isinstance(v, list) else v["low"] if isinstance(v, dict) else v  # noqa: E731

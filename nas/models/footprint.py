@@ -1,7 +1,7 @@
 """How much memory a network needs, worked out before it is built.
 
 An architecture description is a few bytes; the network it describes can need terabytes (a 1 KB
-model file within ``nas.arch.LIMITS`` describes 2e11 parameters). ``footprint`` builds the network
+model file within ``nas.models.arch.LIMITS`` describes 2e11 parameters). ``footprint`` builds the network
 on PyTorch's ``meta`` device, where tensors have shapes but no storage, and runs one sample
 through it: the parameter count is exact, the activation figures are the bytes the forward pass
 holds at its peak (inference) and in all (what autograd keeps for a backward pass, an upper
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from nas.arch import ArchConfig
+from snnas.nas.models.arch import ArchConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class _Tally(TorchDispatchMode):
 @functools.lru_cache(maxsize=64)
 def footprint(arch: ArchConfig) -> Footprint:
     """Parameters and activation bytes of ``arch``'s network, from a build on the meta device."""
-    from nas.models import build_model
+    from snnas.nas.models import build_model
 
     with torch.device("meta"):
         model = build_model(arch)

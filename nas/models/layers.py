@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import ArchConfig
-from nas.models.neurons import make_neuron
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.neurons import make_neuron
 
 
 def check_rank(x: torch.Tensor, rank: int, where: str) -> None:

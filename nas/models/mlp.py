@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models.layers import ConvBN, SpikingBranch, arch_neuron
-from nas.models.registries import MLPS
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.layers import ConvBN, SpikingBranch, arch_neuron
+from snnas.nas.models.registries import MLPS
 
 
 @MLPS.register("mlp")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import ArchConfig
-from nas.models.layers import arch_neuron
-from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, STEMS
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.layers import arch_neuron
+from snnas.nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, STEMS, check_parts
 
 
 class Block(nn.Module):
@@ -78,5 +78,7 @@ class SpikingTransformer(nn.Module):
 
 
 def build_model(arch: ArchConfig) -> SpikingTransformer:
-    """Build the network an ArchConfig describes (on the CPU; move it with ``.to(device)``)."""
+    """Build the network an ArchConfig describes (on the CPU; move it with ``.to(device)``).
+    Raises ``ArchConfigError`` naming the field when a part it names is not registered."""
+    check_parts(arch)
     return SpikingTransformer(arch)

@@ -22,14 +22,14 @@ import logging
 import torch
 from torch import nn
 
-from nas.registry import Registry
+from snnas.nas.models.registry import Registry
 
 # spikingjelly registers custom ops at import time, and torch logs one line per op.
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 from spikingjelly.activation_based import base, neuron, surrogate  # noqa: E402
 
-from nas.models.fused import fused_lif, fused_ternary  # noqa: E402
+from snnas.nas.models.fused import fused_lif, fused_ternary  # noqa: E402
 
 TAU = 2.0  # membrane time constant shared by all seed papers
 V_THRESHOLD = 1.0  # firing threshold shared by all seed papers

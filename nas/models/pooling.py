@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import ArchConfig
-from nas.models.layers import ConvBN, SeqPool, SpikingBranch
-from nas.models.registries import DOWNSAMPLE
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.layers import ConvBN, SeqPool, SpikingBranch
+from snnas.nas.models.registries import DOWNSAMPLE
 
 
 @DOWNSAMPLE.register("conv")
@@ -66,7 +66,7 @@ class SPoolingDownsample(_PoolDownsample):
 class QKFormerDownsample(nn.Module):
     def __init__(self, arch: ArchConfig, stage: int) -> None:
         super().__init__()
-        from nas.models.stems import StridedShortcut, _ConvBNSpike, _PoolThenSpike
+        from snnas.nas.models.stems import StridedShortcut, _ConvBNSpike, _PoolThenSpike
 
         c_in, c_out = arch.dims[stage - 1], arch.dims[stage]
         self.first = _PoolThenSpike(arch, c_in, c_out)

@@ -34,9 +34,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import ArchConfig, ArchConfigError
-from nas.models.layers import ConvBN, SeqPool, arch_neuron
-from nas.models.registries import STEMS
+from snnas.nas.models.arch import ArchConfig, ArchConfigError
+from snnas.nas.models.layers import ConvBN, SeqPool, arch_neuron
+from snnas.nas.models.registries import STEMS
 
 
 class _ConvBNSpike(nn.Module):

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nas.arch import ArchConfig
-from nas.models.network import build_model
-from nas.models.params import count_parameters
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.network import build_model
+from snnas.nas.models.params import count_parameters
 
 
 @dataclass(frozen=True)

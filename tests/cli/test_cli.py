@@ -6,15 +6,15 @@ import json
 import subprocess
 import sys
 
-from nas.models.zoo import ZOO
+from snnas.nas.models.zoo import ZOO
 
 
 def snnas(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "snnas", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_version_and_help():
-    from nas import __version__
+    from snnas.nas import __version__
 
     assert snnas("--version").stdout.strip() == f"snnas {__version__}"
     out = snnas("--help")
@@ -28,7 +28,7 @@ def test_no_help_text_is_lost_to_rich_markup():
 
     import typer.main
 
-    from cli.main import app
+    from snnas.cli.main import app
 
     def commands(command, path=()):
         yield path, command

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from cli.search import _Display
+from snnas.cli.search import _Display
 from tests.conftest import tiny_arch
 
 
@@ -30,7 +30,7 @@ def test_every_point_lands_in_a_band_and_each_band_shows_its_best():
 
 def test_the_eta_appears_after_the_first_finished_trial(monkeypatch):
     clock = iter([100.0, 160.0, 160.0, 160.0])
-    monkeypatch.setattr("cli.search.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("snnas.cli.search.time.perf_counter", lambda: next(clock))
     display = _Display(5, 0, "accuracy")
     assert display.progress.tasks[0].fields["eta"] == "after the first trial"
     display.update(_event("complete", 0, 1, accuracy=0.5, energy_mj=0.01))

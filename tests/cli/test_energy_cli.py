@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from nas.checkpoint import save_model
-from nas.models import build_model
+from snnas.nas.models.checkpoint import save_model
+from snnas.nas.models import build_model
 from tests.cli.test_cli import snnas
 from tests.conftest import tiny_arch
 
@@ -97,7 +97,7 @@ def test_energy_on_a_torch_export_file_uses_its_example_inputs(tmp_path):
 
 
 def test_zoo_models_are_seeded_and_say_so():
-    from cli.energy import _resolve
+    from snnas.cli.energy import _resolve
 
     def weights(seed):
         return _resolve("spikformer-2-384", trust_pickle=False, time_steps=None, seed=seed).module.state_dict()

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from nas.arch import ArchConfig
+from snnas.nas.models.arch import ArchConfig
 from tests.cli.test_cli import snnas
 from tests.conftest import tiny_arch
 
@@ -27,7 +27,7 @@ SEARCH = ["--steps", "3", "--batch-size", "16", "--train-size", "96", "--val-siz
 @pytest.fixture(scope="module")
 def digits_npz(tmp_path_factory):
     """400 real digits (the embedded MNIST sample), as a user's own .npz file."""
-    from nas.data import load_digits
+    from snnas.nas.data import load_digits
 
     data = load_digits()
     pick = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(1))[:400]
@@ -52,7 +52,7 @@ def test_a_killed_training_resumes_and_ends_with_the_numbers_of_an_unbroken_one(
     assert whole.returncode == 0, whole.stderr
     assert "note: image side 16 -> 28" in whole.stderr  # the data's own side, which the network can take
     env = {**os.environ, "SNNAS_FAILPOINT": "epoch:2"}
-    killed = subprocess.run([sys.executable, "-m", "cli.main", "train", str(arch_file), "--data", digits_npz,
+    killed = subprocess.run([sys.executable, "-m", "snnas", "train", str(arch_file), "--data", digits_npz,
                              "--out", str(tmp_path / "broken"), *FAST], capture_output=True, text=True, env=env)
     assert killed.returncode == -9  # SIGKILL after the second epoch was saved
     assert len(_metrics(tmp_path / "broken")) == 2
@@ -61,7 +61,7 @@ def test_a_killed_training_resumes_and_ends_with_the_numbers_of_an_unbroken_one(
     assert "resuming after epoch 2" in resumed.stderr
     pd.testing.assert_frame_equal(_metrics(tmp_path / "broken"), _metrics(tmp_path / "whole"))
 
-    from nas.checkpoint import load_model_file
+    from snnas.nas.models.checkpoint import load_model_file
 
     model, arch, obj = load_model_file(tmp_path / "whole" / "best.pt")
     meta = obj["meta"]
@@ -149,7 +149,7 @@ def test_search_then_train_then_evaluate_then_report_latex(tmp_path, digits_npz)
     assert shown.returncode == 0, shown.stderr
     from optuna import load_study
 
-    from nas.journal import open_journal
+    from snnas.nas.search.journal import open_journal
 
     study = load_study(study_name="s", storage=open_journal(folder / "study.journal")[0])
     stored = ArchConfig.from_dict(study.trials[trial].user_attrs["arch"])
@@ -225,7 +225,7 @@ def test_dashboard_serves_the_study_over_http(tmp_path):
     out = snnas("search", "--budget", "2", "--study", "d", "--out", str(tmp_path), *SEARCH)
     assert out.returncode == 0, out.stderr
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "dashboard", str(tmp_path / "d"), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "snnas", "dashboard", str(tmp_path / "d"), "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, studies = time.monotonic() + 60, None

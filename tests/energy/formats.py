@@ -8,7 +8,7 @@ import torch
 from spikingjelly.activation_based.functional import reset_net
 from torch import nn
 
-from energy.loading import load_module_file
+from snnas.energy.loading import load_module_file
 
 FORMATS = ("eager", "pickle", "export", "torchscript")
 

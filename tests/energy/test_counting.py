@@ -7,11 +7,11 @@ from spikingjelly.activation_based import layer as sj_layer
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 
-from energy.counting import count_ops
-from energy.estimate import estimate
-from energy.operands import BINARY, MULTILEVEL, REAL, TERNARY, classify
-from energy.profile import load_profile
-from nas.models import ATTENTION, build_model
+from snnas.energy.counting import count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.operands import BINARY, MULTILEVEL, REAL, TERNARY, classify
+from snnas.energy.profile import load_profile
+from snnas.nas.models import ATTENTION, build_model
 from tests.conftest import tiny_arch
 
 
@@ -266,9 +266,9 @@ def test_counting_leaves_the_model_in_its_mode_and_its_neurons_reset():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", __import__("nas.models.zoo", fromlist=["ZOO"]).ZOO)
+@pytest.mark.parametrize("name", __import__("snnas.nas.models.zoo", fromlist=["ZOO"]).ZOO)
 def test_every_zoo_model_is_counted_with_no_unsupported_op(name):
-    from nas.models.zoo import get
+    from snnas.nas.models.zoo import get
 
     arch = get(name).arch.replace(time_steps=1)
     counts = count_ops(build_model(arch), torch.rand(1, arch.in_channels, arch.img_size, arch.img_size))
@@ -281,9 +281,9 @@ def test_the_searchs_batched_count_agrees_with_per_sample_counts_on_real_digits(
     """The search counts its held-out digits in one batched pass (``per_sample=False``, 2-4x faster);
     with real images at the input only a fractional quantum can differ (a head fed by averaged spike
     counts), which moves the snnas energy by ~0.1%, and the paper conventions not at all."""
-    from energy.conventions import CONVENTIONS
-    from nas.data import sample_digits
-    from nas.models.attention.dssa import calibrate_rates
+    from snnas.energy.conventions import CONVENTIONS
+    from snnas.nas.data import sample_digits
+    from snnas.nas.models.attention.dssa import calibrate_rates
     from tests.energy.formats import awake
 
     x = sample_digits(8, channels=3, size=16)

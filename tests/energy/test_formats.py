@@ -12,11 +12,11 @@ from spikingjelly.activation_based.functional import set_step_mode
 from spikingjelly.activation_based.model import (ms_resnet, parametric_lif_net, qkformer, spike_driven_transformer,
                                                  spikformer)
 
-from energy.conventions import CONVENTIONS
-from energy.counting import count_ops
-from energy.estimate import estimate
-from energy.profile import load_profile
-from nas.models import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, build_model
+from snnas.energy.conventions import CONVENTIONS
+from snnas.energy.counting import count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.profile import load_profile
+from snnas.nas.models import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, build_model
 from tests.cli.test_cli import snnas
 from tests.conftest import tiny_arch
 from tests.energy.formats import FORMATS, awake, save_every_way
@@ -87,7 +87,7 @@ def test_a_trained_dssa_model_counts_the_same_from_every_format(tmp_path):
     """Stored firing rates (every trained DSSA model has them): eval computes nothing from the
     input for them. It once computed an unused mean that eager counting charged and a traced or
     exported program dropped (SpikingResformer-DVSG: 0.2549 against 0.2241 mJ)."""
-    from nas.models.attention.dssa import calibrate_rates
+    from snnas.nas.models.attention.dssa import calibrate_rates
 
     model = awake(build_model(tiny_arch(attention=("dssa", "dssa"), in_channels=2, sum_channel=True)))
     x = torch.rand(2, 2, 16, 16)
@@ -126,7 +126,7 @@ def test_spikingjelly_files_load_in_a_fresh_interpreter_and_the_cli_counts_them(
     expected = count_ops(model, x)
     np.save(tmp_path / "x.npy", x.numpy())
     for name in ("model.pt2", "model.ts"):
-        fresh = subprocess.run([sys.executable, "-c", "import sys; from energy.loading import load_module_file; "
+        fresh = subprocess.run([sys.executable, "-c", "import sys; from snnas.energy.loading import load_module_file; "
                                 f"print(load_module_file(sys.argv[1]).kind)", str(tmp_path / name)],
                                capture_output=True, text=True)
         assert fresh.returncode == 0, fresh.stderr  # spikingjelly's custom ops are registered before loading
@@ -158,7 +158,7 @@ def test_a_scripted_model_with_loops_and_branches_counts_as_it_runs_in_python(tm
     with torch.no_grad():
         model.fc.weight.fill_(0.5)
     torch.jit.script(model).save(str(tmp_path / "loop.ts"))
-    from energy.loading import load_module_file
+    from snnas.energy.loading import load_module_file
 
     eager = count_ops(model, x, batch_dim=1)
     scripted = count_ops(load_module_file(tmp_path / "loop.ts").module, x, batch_dim=1)
@@ -171,7 +171,7 @@ def test_a_file_saved_after_a_forward_pass_without_reset_is_noted_and_a_clean_on
     in the program: every pass then starts from them. The loader says so; a reset network is silent."""
     from spikingjelly.activation_based.functional import reset_net
 
-    from energy.loading import load_module_file
+    from snnas.energy.loading import load_module_file
 
     model, x = build_model(tiny_arch()).eval(), torch.rand(2, 3, 16, 16)
     for stale in (True, False):

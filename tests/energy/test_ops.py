@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from energy.counting import count_ops
+from snnas.energy.counting import count_ops
 
 
 class Fn(nn.Module):

@@ -18,11 +18,11 @@ from spikingjelly.activation_based.functional import reset_net
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter
 from torch import nn
 
-from energy.counting import count_ops
-from energy.estimate import estimate
-from energy.operands import BINARY, TERNARY
-from energy.profile import load_profile
-from nas.models import build_model
+from snnas.energy.counting import count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.operands import BINARY, TERNARY
+from snnas.energy.profile import load_profile
+from snnas.nas.models import build_model
 from tests.conftest import tiny_arch
 from tests.energy.formats import awake
 from tests.energy.test_formats import SJ
@@ -33,7 +33,7 @@ MODELS.update({f"snnas-{a}": (lambda a=a: build_model(tiny_arch(attention=(a, a)
 
 
 def _model_and_input(name):
-    from nas.models.attention.dssa import calibrate_rates
+    from snnas.nas.models.attention.dssa import calibrate_rates
 
     make, shape, batch_dim = MODELS[name]
     torch.manual_seed(0)

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from energy.counting import count_ops
-from energy.estimate import estimate
-from energy.profile import ProfileError, builtin_profile_names, load_profile
+from snnas.energy.counting import count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.profile import ProfileError, builtin_profile_names, load_profile
 
 HOROWITZ = {"45nm-fp32": (4.6, 0.9), "45nm-fp16": (1.5, 0.4), "45nm-int32": (3.2, 0.1), "45nm-int8": (0.23, 0.03)}
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from energy.counting import count_ops
+from snnas.energy.counting import count_ops
 from tests.energy.formats import save_every_way
 
 KEYS = ("macs", "ac", "ac_signed", "ac_multi", "ac_coincidence", "dense", "pool")

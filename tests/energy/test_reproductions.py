@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from energy.conventions import with_rates
-from energy.counting import OpCounts, count_ops
-from energy.estimate import estimate
-from energy.profile import load_profile
-from nas.models import build_model
-from nas.models.zoo import get
+from snnas.energy.conventions import with_rates
+from snnas.energy.counting import OpCounts, count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.profile import load_profile
+from snnas.nas.models import build_model
+from snnas.nas.models.zoo import get
 
 FP32 = "45nm-fp32"
 
@@ -21,8 +21,8 @@ def test_45nm_fp32_prices_a_mac_at_4_6_and_an_ac_at_0_9_pj():
 @pytest.mark.parametrize("sops_g, published_mj", [(6.82, 7.73), (11.09, 11.58), (22.09, 21.48)])
 def test_spikformer_imagenet_energies_follow_from_their_sops(sops_g, published_mj):
     """Spikformer 8-384 / 8-512 / 8-768: 4.6 pJ x 0.3468 G (first conv at T=4) + 0.9 pJ x SOPs."""
-    from energy.conventions import CONVENTIONS
-    from energy.counting import LayerCounts, OpRecord
+    from snnas.energy.conventions import CONVENTIONS
+    from snnas.energy.counting import LayerCounts, OpRecord
 
     first = OpRecord("conv", 0.3468e9, 0.0, ("real", "real"), (1.0, 1.0), (1.0, 1.0), {"mac": 0.3468e9})
     rest = OpRecord("conv", sops_g * 1e9, 0.0, ("binary", "real"), (1.0, 1.0), (1.0, 1.0), {"ac": sops_g * 1e9})

@@ -46,7 +46,7 @@ def _default_sigint() -> None:
 
 
 def start(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "snnas", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kwargs)
 
 

@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from nas.arch import ArchConfig
-from nas.models import build_model
-from nas.models.footprint import ModelTooLarge, check_fits, footprint, memory_limit_bytes
-from nas.models.zoo import ZOO
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models import build_model
+from snnas.nas.models.footprint import ModelTooLarge, check_fits, footprint, memory_limit_bytes
+from snnas.nas.models.zoo import ZOO
 from tests.cli.test_cli import snnas
 
 HUGE = ArchConfig(img_size=224, num_classes=1000, time_steps=4, depths=(64,), dims=(16384,), heads=(16,), mlp_ratio=8)
@@ -103,7 +103,7 @@ def test_special_and_deep_files_as_a_space_profile_or_architecture_are_one_line(
 
 @pytest.mark.parametrize("command", [["zoo"], ["profiles"], ["space", "show"]])
 def test_a_closed_standard_output_is_one_line(command):
-    out = subprocess.run(["bash", "-c", f'exec "$0" -m cli.main {" ".join(command)} >&-', sys.executable],
+    out = subprocess.run(["bash", "-c", f'exec "$0" -m snnas {" ".join(command)} >&-', sys.executable],
                          capture_output=False, stderr=subprocess.PIPE, text=True, timeout=60)
     assert out.returncode == 2 and "standard output is closed" in out.stderr and "Traceback" not in out.stderr
 
@@ -122,7 +122,7 @@ def test_numbers_beyond_the_machine_are_refused_before_a_study_exists(tmp_path, 
 
 def test_a_resolution_whose_images_do_not_fit_in_memory_is_refused(tmp_path):
     env = {**os.environ, "SNNAS_MAX_MEMORY": "64M"}
-    out = subprocess.run([sys.executable, "-m", "cli.main", "search", "--resolution", "200", "--out",
+    out = subprocess.run([sys.executable, "-m", "snnas", "search", "--resolution", "200", "--out",
                           str(tmp_path / "r")], capture_output=True, text=True, timeout=120, env=env)
     _one_line(out, "--resolution 200", "GiB as float32")
     assert not (tmp_path / "r").exists()
@@ -137,7 +137,7 @@ def test_usage_errors_are_one_line_too():
 def test_a_full_disk_names_the_file_and_says_what_to_do(capsys):
     import errno
 
-    from cli.common import report_error
+    from snnas.cli.common import report_error
 
     assert report_error(OSError(errno.ENOSPC, "No space left on device", "/data/r/study.journal")) == 2
     line = capsys.readouterr().err.strip()

@@ -15,8 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.journal import open_journal
-from nas.workers import counts_toward_budget
+from snnas.nas.search.journal import open_journal
+from snnas.nas.search.workers import counts_toward_budget
 from tests.cli.test_cli import snnas
 from tests.faults.conftest import TINY, start, wait_for
 
@@ -48,7 +48,7 @@ def _assert_finished_exactly(trials, budget):
 @pytest.mark.parametrize("point", ["training:2", "after_tell:2", "reports:1", "write:1"])
 def test_sigkill_at_each_point_of_a_run_then_a_rerun_finishes_the_budget(tmp_path, point):
     common = ["search", "--study", "f", "--budget", "3", "--out", str(tmp_path), "--heartbeat", "1", *TINY]
-    killed = subprocess.run([sys.executable, "-m", "cli.main", *common], capture_output=True, text=True,
+    killed = subprocess.run([sys.executable, "-m", "snnas", *common], capture_output=True, text=True,
                             env={**os.environ, "SNNAS_FAILPOINT": point}, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resumed = snnas(*common, timeout=600)
@@ -110,7 +110,7 @@ def test_a_full_disk_is_one_line_and_a_rerun_with_room_loses_nothing(tmp_path):
         if mounted:
             full = snnas(*common, timeout=600)
         else:  # no tmpfs here: the first write of the reports fails as a full disk does
-            full = subprocess.run([sys.executable, "-m", "cli.main", *common], capture_output=True, text=True,
+            full = subprocess.run([sys.executable, "-m", "snnas", *common], capture_output=True, text=True,
                                   env={**os.environ, "SNNAS_FAILPOINT": "write:1=enospc"}, timeout=600)
         errors = [line for line in full.stderr.splitlines() if line.startswith("snnas: ")]
         assert full.returncode == 2 and len(errors) == 1 and "no space left" in errors[0], full.stderr

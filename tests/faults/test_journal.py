@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.journal import JournalError, JournalLock, open_journal, repair_journal
+from snnas.nas.search.journal import JournalError, JournalLock, open_journal, repair_journal
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TRIALS = 5
@@ -223,7 +223,7 @@ def test_a_stale_lock_is_broken_whatever_its_target(tmp_path, monkeypatch, caplo
     optuna.create_study(study_name="s", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     _leave_lock(journal, journal)  # older snnas versions linked to the path as given
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="nas.journal"):
+    with caplog.at_level(logging.WARNING, logger="snnas.nas.search.journal"):
         storage, _ = open_journal(Path(journal), lock_grace_s=1.0)
         study = optuna.load_study(study_name="s", storage=storage)
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # a rerun writes again
@@ -242,7 +242,7 @@ def test_an_old_stale_lock_is_broken_without_waiting_the_whole_grace(tmp_path, c
     old = time.time() - 3600
     os.utime(lock, (old, old), follow_symlinks=False)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="nas.journal"):
+    with caplog.at_level(logging.WARNING, logger="snnas.nas.search.journal"):
         repair_journal(journal)  # the default grace (Optuna's 30 s): the lock's own age says it is stale
     assert time.monotonic() - started < 5
     assert sum("stale journal lock" in r.getMessage() for r in caplog.records) == 1

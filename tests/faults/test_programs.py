@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from energy.loading import ModelFileError, load_module_file
-from energy.programs import check_export_archive, check_torchscript_archive, op_refusal
-from energy.untrusted import RefusedFile
+from snnas.energy.loading import ModelFileError, load_module_file
+from snnas.energy.programs import check_export_archive, check_torchscript_archive, op_refusal
+from snnas.energy.untrusted import RefusedFile
 from tests.cli.test_cli import snnas
 
 
@@ -246,8 +246,8 @@ def test_trusting_the_author_loads_a_refused_file(tmp_path):
 
 
 def test_scripted_and_traced_spiking_models_pass_the_checks(tmp_path):
-    from nas.arch import ArchConfig
-    from nas.models import build_model
+    from snnas.nas.models.arch import ArchConfig
+    from snnas.nas.models import build_model
 
     arch = ArchConfig(img_size=16, num_classes=4, time_steps=2, depths=(1,), dims=(32,), heads=(2,))
     model = build_model(arch).eval()

@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.journal import open_journal, repair_journal
-from nas.workers import HOST, counts_toward_budget, process_start, reap_dead_workers
+from snnas.nas.search.journal import open_journal, repair_journal
+from snnas.nas.search.workers import HOST, counts_toward_budget, process_start, reap_dead_workers
 from tests.cli.test_cli import snnas
 from tests.faults.conftest import TINY, start, wait_for
 
@@ -181,14 +181,14 @@ def _outage(monkeypatch, calls: int):
 
 
 def test_a_database_that_goes_away_briefly_is_waited_for_with_one_line(tmp_path, monkeypatch, caplog):
-    from nas.workers import rdb_storage
+    from snnas.nas.search.workers import rdb_storage
 
     storage = rdb_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat_s=1, label="--storage sqlite:///db",
                           retry_s=30)
     study = optuna.create_study(study_name="s", storage=storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     _outage(monkeypatch, 3)
-    with caplog.at_level(logging.INFO, logger="nas.workers"):
+    with caplog.at_level(logging.INFO, logger="snnas.nas.search.workers"):
         fresh = optuna.load_study(study_name="s", storage=storage)
         assert len(fresh.trials) == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -198,8 +198,8 @@ def test_a_database_that_goes_away_briefly_is_waited_for_with_one_line(tmp_path,
 
 
 def test_a_database_that_stays_away_ends_the_search_in_one_line_with_the_password_masked(tmp_path, monkeypatch):
-    from nas.study import redact
-    from nas.workers import StorageUnavailable, rdb_storage
+    from snnas.nas.search.study import redact
+    from snnas.nas.search.workers import StorageUnavailable, rdb_storage
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     storage = rdb_storage(url, heartbeat_s=1, label=redact("postgresql://u:s3cret@h/db", "postgresql://u:s3cret@h/db"),
@@ -215,7 +215,7 @@ def test_a_database_that_stays_away_ends_the_search_in_one_line_with_the_passwor
 
 
 def test_a_request_the_database_rejects_is_not_retried(tmp_path, monkeypatch):
-    from nas.workers import rdb_storage
+    from snnas.nas.search.workers import rdb_storage
 
     storage = rdb_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat_s=1, retry_s=30)
     optuna.create_study(study_name="s", storage=storage)
@@ -233,7 +233,7 @@ def test_a_request_the_database_rejects_is_not_retried(tmp_path, monkeypatch):
 
 def test_silent_trials_are_not_reaped_right_after_the_database_came_back(tmp_path, monkeypatch):
     """No worker could store a heartbeat while the database was away: silence then is no sign of death."""
-    from nas.workers import RetryingRDBStorage
+    from snnas.nas.search.workers import RetryingRDBStorage
 
     study = _study(tmp_path)
     silent = _running(study, {"host": "elsewhere", "pid": 1, "started": 5}, time.time() - 600)

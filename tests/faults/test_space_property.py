@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nas.arch import ArchConfig
-from nas.space import GLOBAL_TYPES, PER_STAGE, DataShape, SearchSpace, SpaceError
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.search.space import GLOBAL_TYPES, PER_STAGE, DataShape, SearchSpace, SpaceError
 
 DEFAULT = yaml.safe_load(open("space.yaml"))
 NAMES = ["ssa", "dssa", "a2os2a", "ls_ssa", "sps", "scs", "conv7", "conv3", "lif", "plif", "if", "ternary", "relu",

@@ -25,7 +25,7 @@ def test_a_logged_search_with_pruned_and_failed_candidates_runs_to_its_end(tmp_p
     """stderr is a file here, not a terminal: every trial is a plain log line, pruned and failed too."""
     log = tmp_path / "log"
     with open(log, "w") as handle:  # the first candidate trained fails (an injected error), the next completes
-        done = subprocess.run([sys.executable, "-m", "cli.main", "search", "--budget", "2", "--study", "logged",
+        done = subprocess.run([sys.executable, "-m", "snnas", "search", "--budget", "2", "--study", "logged",
                                "--out", str(tmp_path / "r"), *TINY, "--max-params", "30000"],
                               stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
                               env={**os.environ, "SNNAS_FAILPOINT": "training:1=error"})
@@ -36,12 +36,12 @@ def test_a_logged_search_with_pruned_and_failed_candidates_runs_to_its_end(tmp_p
 
 
 def test_a_search_runs_from_any_directory_on_the_space_shipped_with_snnas(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "cli.main", "search", "--budget", "1", "--study", "here",
+    out = subprocess.run([sys.executable, "-m", "snnas", "search", "--budget", "1", "--study", "here",
                           "--out", str(tmp_path / "r"), *TINY], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     run = json.loads((tmp_path / "r" / "here" / "run.json").read_text())
-    assert run["space"]["file"].endswith(os.path.join("nas", "space.yaml"))
-    shown = subprocess.run([sys.executable, "-m", "cli.main", "space", "show"], capture_output=True, text=True,
+    assert run["space"]["file"].endswith(os.path.join("search", "space.yaml"))
+    shown = subprocess.run([sys.executable, "-m", "snnas", "space", "show"], capture_output=True, text=True,
                            cwd=tmp_path)
     assert shown.returncode == 0 and "per_stage.attention" in shown.stdout
 
@@ -85,7 +85,7 @@ def test_database_passwords_never_reach_the_disk_or_the_terminal(tmp_path):
     out = snnas("search", "--budget", "1", "--storage", url, "--out", str(tmp_path), *TINY)
     line = _one_error(out)
     assert "cannot connect" in line and "s3cr" not in out.stderr and "p4ss" not in out.stderr
-    from nas.study import redact
+    from snnas.nas.search.study import redact
 
     assert redact(f"failed for {url} and s3cr%2Ft%40p4ss", url).count("***") == 2
 
@@ -110,7 +110,7 @@ def test_an_anchor_bomb_is_refused_in_one_short_line_and_fast(tmp_path):
     ("per_stage.heads", "{low: 1, high: 100000000}", "per_stage.heads.high"),
 ])
 def test_huge_ranges_are_checked_without_expanding_them(tmp_path, key, spec, where):
-    space = (Path(__file__).resolve().parents[2] / "nas" / "space.yaml").read_text()
+    space = (Path(__file__).resolve().parents[2] / "nas" / "search" / "space.yaml").read_text()
     section, field = key.split(".")
     lines = [line for line in space.splitlines() if not line.strip().startswith(f"{field}:")]
     at = lines.index(f"{section}:") + 1
@@ -123,7 +123,7 @@ def test_huge_ranges_are_checked_without_expanding_them(tmp_path, key, spec, whe
 
 
 def test_by_default_a_search_uses_every_usable_core_one_worker_each(tmp_path):
-    from nas.workers import usable_cores
+    from snnas.nas.search.workers import usable_cores
 
     plain = [a for a in TINY if a not in ("--workers", "1")] + ["--steps", "3"]
     out = snnas("search", "--budget", "3", "--study", "w", "--out", str(tmp_path), *plain)

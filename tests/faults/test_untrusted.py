@@ -142,7 +142,7 @@ def test_every_deserialisation_goes_through_one_module():
 
 @pytest.mark.parametrize("content, why", [(b"", "(it is empty)"), (b"PK\x03\x04 torn", "(")])
 def test_an_empty_or_torn_torch_file_says_why_in_one_line(tmp_path, content, why):
-    from energy.untrusted import RefusedFile, read_torch_save
+    from snnas.energy.untrusted import RefusedFile, read_torch_save
 
     path = tmp_path / "state.pt"
     path.write_bytes(content)

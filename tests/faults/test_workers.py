@@ -7,7 +7,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.workers import counts_toward_budget
+from snnas.nas.search.workers import counts_toward_budget
 from tests.cli.test_cli import snnas
 from tests.faults.conftest import TINY, start, wait_for
 
@@ -81,7 +81,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(pg_url, stud
 @pytest.mark.postgres
 def test_a_silent_worker_on_another_host_is_failed_by_heartbeat_and_retried(pg_url, study_name, tmp_path):
     """No local pid to check: only the heartbeat grace period can tell the worker is gone."""
-    from nas.workers import rdb_storage
+    from snnas.nas.search.workers import rdb_storage
 
     common = ["search", "--storage", pg_url, "--study", study_name, "--steps", "5", "--heartbeat", "1",
               "--out", str(tmp_path), *TINY]
@@ -171,7 +171,7 @@ def test_workers_that_die_make_a_non_zero_exit_and_a_rerun_finishes(tmp_path):
 
     common = ["search", "--study", "w", "--budget", "2", "--steps", "3", "--out", str(tmp_path), *TINY,
               "--workers", "2"]  # after TINY, whose --workers 1 would otherwise win
-    died = subprocess.run([sys.executable, "-m", "cli.main", *common], capture_output=True, text=True, timeout=600,
+    died = subprocess.run([sys.executable, "-m", "snnas", *common], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "SNNAS_FAILPOINT": "training:1=kill"})  # each worker's first training
     assert died.returncode == 1, died.stderr
     assert "snnas-worker-0, snnas-worker-1 ended abnormally" in died.stderr and "Traceback" not in died.stderr
@@ -184,17 +184,17 @@ def test_workers_that_die_make_a_non_zero_exit_and_a_rerun_finishes(tmp_path):
 def test_an_error_inside_a_worker_is_one_line_and_exit_code_2(monkeypatch, capsys):
     from types import SimpleNamespace
 
-    import nas.study
-    import nas.workers as workers
+    import snnas.nas.search.local as local
+    import snnas.nas.search.study as study
 
     def refuse(*args, **kwargs):
-        raise nas.study.SearchError("study 'w' was created with a different data; use a new --study name")
+        raise study.SearchError("study 'w' was created with a different data; use a new --study name")
 
-    monkeypatch.setattr(workers, "stop_on_sigterm", lambda: None)
-    monkeypatch.setattr(workers, "die_with_parent", lambda parent: None)
-    monkeypatch.setattr(nas.study, "run_search", refuse)
+    monkeypatch.setattr(local, "stop_on_sigterm", lambda: None)
+    monkeypatch.setattr(local, "die_with_parent", lambda parent: None)
+    monkeypatch.setattr(study, "run_search", refuse)
     threads = __import__("torch").get_num_threads()
     with pytest.raises(SystemExit) as info:
-        workers._worker_main(SimpleNamespace(seed=0), None, None, 0, threads, os.getppid())
+        local._worker_main(SimpleNamespace(seed=0), None, None, 0, threads, os.getppid())
     assert info.value.code == 2
     assert capsys.readouterr().err == "snnas: error: study 'w' was created with a different data; use a new --study name\n"

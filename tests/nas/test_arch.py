@@ -1,7 +1,8 @@
 import pytest
 
-from nas.arch import ArchConfig, ArchConfigError
-from nas.models.zoo import ZOO
+from snnas.nas.models import build_model, check_parts
+from snnas.nas.models.arch import ArchConfig, ArchConfigError
+from snnas.nas.models.zoo import ZOO
 from tests.conftest import tiny_arch
 
 
@@ -32,10 +33,17 @@ from tests.conftest import tiny_arch
     ],
 )
 def test_invalid_fields_raise_an_error_naming_the_field(changes, field):
+    """Structure is checked when an ArchConfig is made; the parts it names where it is built."""
     with pytest.raises(ArchConfigError) as info:
-        tiny_arch(**changes)
+        check_parts(tiny_arch(**changes))
     assert info.value.field == field
     assert str(info.value).startswith(f"{field}:")
+
+
+def test_unknown_part_names_are_refused_where_the_network_is_built():
+    arch = tiny_arch(attention=("ssa", "softmax"))  # a structurally valid description
+    with pytest.raises(ArchConfigError, match="unknown attention 'softmax'"):
+        build_model(arch)
 
 
 def test_from_dict_refuses_unknown_keys_instead_of_ignoring_them():
@@ -78,7 +86,7 @@ def test_fields_the_network_ignores_leave_its_key_and_its_numbers_unchanged(base
 
     import torch
 
-    from nas.models import build_model
+    from snnas.nas.models import build_model
 
     a = ArchConfig(img_size=16, in_channels=1, time_steps=2, **base)
     b = dataclasses.replace(a, **change)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.data import DataError, ProxySplit, load_dataset
+from snnas.nas.data import DataError, ProxySplit, load_dataset
 
 
 def _cifar_batch(n, classes, key="labels"):
@@ -87,7 +87,7 @@ def _rows(images: torch.Tensor) -> set[bytes]:
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_a_search_never_sees_the_images_its_winners_are_tested_on(seed):
-    from nas.data import fit_images, held_out_split
+    from snnas.nas.data import fit_images, held_out_split
 
     data = load_dataset("digits")
     (train_x, _), (test_x, test_y) = held_out_split(data)
@@ -98,7 +98,7 @@ def test_a_search_never_sees_the_images_its_winners_are_tested_on(seed):
 
 
 def test_cifar_keeps_its_own_test_batch_out_of_the_search_whatever_the_archive_order(tmp_path):
-    from nas.data import held_out_split
+    from snnas.nas.data import held_out_split
 
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -296,7 +296,7 @@ def test_named_pipes_are_refused_without_being_opened(tmp_path):
 
 
 def test_data_limit_reads_a_size_with_a_unit(monkeypatch):
-    from energy.untrusted import max_data_bytes
+    from snnas.energy.untrusted import max_data_bytes
 
     monkeypatch.setenv("SNNAS_MAX_DATA_BYTES", "8G")
     assert max_data_bytes()[0] == 8 << 30

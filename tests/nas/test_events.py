@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import nas.events as events
-from nas.data import DataError, load_dataset, model_input
-from nas.events import KINDS, events_to_frames, load_events, parse_spec, simulate_saccades
+import snnas.nas.data.events as events
+from snnas.nas.data import DataError, load_dataset, model_input
+from snnas.nas.data.events import KINDS, events_to_frames, load_events, parse_spec, simulate_saccades
 
 
 # ----------------------------------------------------------------------------- writers of the real formats
@@ -361,7 +361,7 @@ def test_spec_parsing():
 
 # ----------------------------------------------------------------------------- through the commands
 def snnas(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=900,
+    return subprocess.run([sys.executable, "-m", "snnas", *args], capture_output=True, text=True, timeout=900,
                           cwd=cwd)
 
 
@@ -431,7 +431,7 @@ def test_events_with_nan_or_off_sensor_coordinates_are_refused_naming_the_file(t
 
 # ----------------------------------------------------------------------------- augmentation
 def test_event_augmentation_moves_every_frame_of_a_sample_alike_and_keeps_counts_whole():
-    from nas.train import EVENT_OPS, event_augment
+    from snnas.nas.train.training import EVENT_OPS, event_augment
 
     g = torch.Generator().manual_seed(0)
     pattern = torch.randint(1, 4, (64, 1, 1, 16, 16), generator=torch.Generator().manual_seed(1)).float()
@@ -450,7 +450,7 @@ def test_event_augmentation_moves_every_frame_of_a_sample_alike_and_keeps_counts
 
 
 def test_event_augmentation_is_on_by_default_for_event_data_only():
-    from nas.train import Recipe
+    from snnas.nas.train.training import Recipe
 
     arch = __import__("tests.conftest", fromlist=["tiny_arch"]).tiny_arch()
     assert Recipe().resolved(arch, "cifar10-dvs@16", events=True).event_aug is True
@@ -460,7 +460,7 @@ def test_event_augmentation_is_on_by_default_for_event_data_only():
 
 
 def test_the_first_reading_of_an_event_dataset_reports_progress_and_a_cached_one_does_not(tmp_path, monkeypatch, capsys):
-    from cli.common import load_data
+    from snnas.cli.common import load_data
 
     monkeypatch.setenv("SNNAS_CACHE", str(tmp_path / "cache"))
     for part in ("Train", "Test"):

@@ -1,6 +1,6 @@
 import pytest
 
-from nas.pareto import hypervolume, pareto_mask
+from snnas.nas.search.pareto import hypervolume, pareto_mask
 
 
 def test_pareto_mask_against_a_hand_drawn_front():

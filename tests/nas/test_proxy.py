@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from energy.counting import count_ops, is_neuron
-from nas.data import ProxySplit, load_dataset
-from nas.proxy import ProxySettings, _lr, accuracy, build_candidate, evaluate, scale_batch_norms, train, train_proxy
+from snnas.energy.counting import count_ops, is_neuron
+from snnas.nas.data import ProxySplit, load_dataset
+from snnas.nas.search.proxy import ProxySettings, _lr, accuracy, build_candidate, evaluate, scale_batch_norms, train, train_proxy
 from tests.conftest import tiny_arch
 
 CPU = torch.device("cpu")
@@ -101,7 +101,7 @@ def test_train_proxy_reports_time_per_part_and_zero_cost_on_pytorch_init(split):
 
 
 def test_cli_defaults_are_the_proxy_defaults():
-    from cli.search import search
+    from snnas.cli.search import search
 
     params = inspect.signature(search).parameters
     d = ProxySettings()
@@ -132,7 +132,7 @@ def test_several_runs_average_independent_single_runs(split):
 
 
 def test_weight_average_ends_in_the_model_and_is_left_out_of_old_identities(split):
-    from nas.models import build_model
+    from snnas.nas.models import build_model
 
     assert "ema" not in ProxySettings().identity()  # studies made before the field still resume
     assert ProxySettings(ema=0.9).identity()["ema"] == 0.9

@@ -2,9 +2,10 @@ import optuna
 import pytest
 import yaml
 
-from nas.arch import ArchConfig, ArchConfigError
-from nas.models.registries import STEMS
-from nas.space import DataShape, SearchSpace, SpaceError
+from snnas.nas.models import check_parts
+from snnas.nas.models.arch import ArchConfig, ArchConfigError
+from snnas.nas.models.registries import STEMS
+from snnas.nas.search.space import DataShape, SearchSpace, SpaceError
 
 SHAPE = DataShape(16, 1, 10)
 
@@ -69,13 +70,13 @@ def test_malformed_and_missing_files_are_space_errors(tmp_path):
 
 @pytest.mark.parametrize("stem", STEMS.names())
 def test_the_space_refuses_exactly_the_widths_its_stems_cannot_build(stem):
-    """A width the stem refuses (ArchConfig validation) is refused by the space before any trial."""
+    """A width the stem refuses (checked where networks are built) is refused by the space before any trial."""
     downsample = {"conv3": 0}.get(stem, 2)
     for head_dim in (12, 13, 16):
         arch = dict(img_size=32, num_classes=10, time_steps=1, stem=stem, stem_downsample=downsample, depths=(1,),
                     dims=(head_dim,), heads=(1,), attention=("ssa",), patch_sizes=(1,))
         try:
-            ArchConfig(**arch)
+            check_parts(ArchConfig(**arch))
             builds = True
         except ArchConfigError as exc:
             assert exc.field == "dims"

@@ -1,6 +1,6 @@
 import pytest
 
-from nas.stats import bootstrap_ci, kendall_tau, spearman_rho
+from snnas.nas.search.stats import bootstrap_ci, kendall_tau, spearman_rho
 
 
 def test_kendall_tau_by_hand():

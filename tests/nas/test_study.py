@@ -7,12 +7,12 @@ import optuna
 import pytest
 import torch
 
-from nas import proxy as proxy_module
-from nas.data import ProxySplit, load_dataset
-from nas.proxy import CandidateFailed, ProxySettings, sahd_score
-from nas.report import trials_frame, write_reports
-from nas.space import SearchSpace
-from nas.study import SearchError, SearchSettings, run_search
+from snnas.nas.search import proxy as proxy_module
+from snnas.nas.data import ProxySplit, load_dataset
+from snnas.nas.search.proxy import CandidateFailed, ProxySettings, sahd_score
+from snnas.nas.report.tables import trials_frame, write_reports
+from snnas.nas.search.space import SearchSpace
+from snnas.nas.search.study import SearchError, SearchSettings, run_search
 
 CPU = torch.device("cpu")
 
@@ -39,7 +39,7 @@ def test_failing_candidates_are_recorded_with_their_reason_and_the_search_goes_o
             raise CandidateFailed("training loss became nan at step 1")
         return real(arch, *args, **kwargs)
 
-    monkeypatch.setattr("nas.study.train_proxy", flaky)
+    monkeypatch.setattr("snnas.nas.search.study.train_proxy", flaky)
     study = run_search(_settings(tmp_path), SearchSpace.from_yaml("space.yaml"), split, device=CPU)
     frame = trials_frame(study)
     assert frame["state"].tolist() == ["complete", "failed", "complete"]
@@ -50,7 +50,7 @@ def test_failing_candidates_are_recorded_with_their_reason_and_the_search_goes_o
 def test_max_params_prunes_before_training_and_does_not_use_budget(tmp_path, split, monkeypatch):
     trained = []
     real = proxy_module.train_proxy
-    monkeypatch.setattr("nas.study.train_proxy", lambda arch, *a, **k: trained.append(arch) or real(arch, *a, **k))
+    monkeypatch.setattr("snnas.nas.search.study.train_proxy", lambda arch, *a, **k: trained.append(arch) or real(arch, *a, **k))
     study = run_search(_settings(tmp_path, max_params=20_000, budget=2), SearchSpace.from_yaml("space.yaml"),
                        split, device=CPU)
     states = [t.state for t in study.trials]
@@ -84,7 +84,7 @@ def test_training_free_proxy_scores_every_candidate(tmp_path, split):
 
 
 def test_sahd_score_is_deterministic_and_separates_silent_from_active_networks(split):
-    from nas.models import build_model
+    from snnas.nas.models import build_model
     from tests.conftest import tiny_arch
 
     torch.manual_seed(0)
@@ -115,7 +115,7 @@ def test_a_re_proposed_architecture_reuses_its_result_and_an_exhausted_space_sto
                      for k, v in doc["global"].items()} | {"dilations": [1]}
     space = SearchSpace.from_dict(doc)
     assert space.size() == 1
-    monkeypatch.setattr("nas.study.MAX_CONSECUTIVE_DUPLICATES", 5)
+    monkeypatch.setattr("snnas.nas.search.study.MAX_CONSECUTIVE_DUPLICATES", 5)
     study = run_search(_settings(tmp_path, budget=3), space, split, device=CPU)
     frame = trials_frame(study)
     assert frame["state"].eq("complete").all() and len(frame) == 1 + 5
@@ -155,7 +155,7 @@ def test_older_studies_keep_their_accuracy_objective_and_resume(tmp_path, split)
 def test_tpe_models_after_a_quarter_of_a_small_budget_and_joins_parameters(budget, startup):
     """Random start-up trials: Optuna's 10, at most a quarter of a small budget; the proposals after
     them differ from the random sampler's. Multivariate, grouped, with a constant liar for workers."""
-    from nas.study import make_sampler
+    from snnas.nas.search.study import make_sampler
 
     def proposals(sampler, n):
         study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
@@ -197,7 +197,7 @@ def test_a_trial_failed_by_another_worker_meanwhile_is_one_warning_and_the_searc
     for orphaned and fails it while this one trains it (and queues it again)."""
     import logging
 
-    from nas.workers import retry
+    from snnas.nas.search.workers import retry
 
     real = proxy_module.train_proxy
     calls = []
@@ -213,14 +213,14 @@ def test_a_trial_failed_by_another_worker_meanwhile_is_one_warning_and_the_searc
             retry(study, running)
         return result
 
-    from nas.study import open_study
+    from snnas.nas.search.study import open_study
 
     settings = _settings(tmp_path, budget=2)
     space = SearchSpace.from_yaml("space.yaml")
     opened = open_study(settings, space, split)
     storage = [opened._storage]
-    monkeypatch.setattr("nas.study.train_proxy", reaped_meanwhile)
-    with caplog.at_level(logging.WARNING, logger="nas.study"):
+    monkeypatch.setattr("snnas.nas.search.study.train_proxy", reaped_meanwhile)
+    with caplog.at_level(logging.WARNING, logger="snnas.nas.search.study"):
         study = run_search(settings, space, split, device=CPU, study=opened)
     warned = [r.getMessage() for r in caplog.records if "taken for orphaned" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("trial 0 ")

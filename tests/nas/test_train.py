@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from nas.data import Dataset
-from nas.train import Recipe, TrainError, augment, fit_arch, learning_rate
+from snnas.nas.data import Dataset
+from snnas.nas.train.training import Recipe, TrainError, augment, fit_arch, learning_rate
 from tests.conftest import tiny_arch
 
 
@@ -73,7 +73,7 @@ def test_an_architecture_is_fitted_to_the_data_it_is_trained_on():
 
 
 def test_training_refuses_labels_beyond_the_classifier(tmp_path):
-    from nas.train import train_model
+    from snnas.nas.train.training import train_model
 
     arch = tiny_arch(in_channels=1, num_classes=10)
     data = _data(16, classes=12)

@@ -8,4 +8,4 @@
 * ``qk`` / ``qk_channel`` QKFormer (NeurIPS 2024): Q-K token / channel attention, Q gates K.
 """
 
-from nas.models.attention import a2os2a, dssa, ls_ssa, qk, sdsa, ssa  # noqa: F401
+from snnas.nas.models.attention import a2os2a, dssa, ls_ssa, qk, sdsa, ssa  # noqa: F401

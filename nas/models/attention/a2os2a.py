@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models.attention.ssa import QKVBranch, spike_attention
-from nas.models.layers import arch_neuron, merge_heads
-from nas.models.registries import ATTENTION
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.attention.ssa import QKVBranch, spike_attention
+from snnas.nas.models.layers import arch_neuron, merge_heads
+from snnas.nas.models.registries import ATTENTION
 
 
 @ATTENTION.register("a2os2a")

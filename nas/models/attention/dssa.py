@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models.layers import ConvBN, SpikingBranch, arch_neuron
-from nas.models.registries import ATTENTION
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.layers import ConvBN, SpikingBranch, arch_neuron
+from snnas.nas.models.registries import ATTENTION
 
 RATE_MOMENTUM = 0.999  # EMA momentum of the firing-rate buffers (SpikingResformer)
 MIN_RATE = 1e-6  # guards 1/sqrt(rate) when a layer is silent

@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nas.arch import ArchConfig
-from nas.models.attention.ssa import ATTN_THRESHOLD, SSA_SCALE, QKVBranch
-from nas.models.layers import arch_neuron
-from nas.models.registries import ATTENTION
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.attention.ssa import ATTN_THRESHOLD, SSA_SCALE, QKVBranch
+from snnas.nas.models.layers import arch_neuron
+from snnas.nas.models.registries import ATTENTION
 
 
 def _windows(x: torch.Tensor, heads: int, window: int, dilation: int) -> torch.Tensor:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models.attention.ssa import ATTN_THRESHOLD
-from nas.models.layers import ConvBN, SpikingBranch, arch_neuron, merge_heads, split_heads
-from nas.models.registries import ATTENTION
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.attention.ssa import ATTN_THRESHOLD
+from snnas.nas.models.layers import ConvBN, SpikingBranch, arch_neuron, merge_heads, split_heads
+from snnas.nas.models.registries import ATTENTION
 
 
 class _QKAttention(SpikingBranch):

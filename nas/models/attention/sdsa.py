@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models.attention.ssa import ATTN_THRESHOLD, QKVBranch
-from nas.models.layers import arch_neuron, merge_heads
-from nas.models.registries import ATTENTION
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.attention.ssa import ATTN_THRESHOLD, QKVBranch
+from snnas.nas.models.layers import arch_neuron, merge_heads
+from snnas.nas.models.registries import ATTENTION
 
 
 @ATTENTION.register("sdsa")

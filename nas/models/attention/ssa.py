@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models.layers import ConvBN, SpikingBranch, arch_neuron, merge_heads, split_heads
-from nas.models.registries import ATTENTION
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.layers import ConvBN, SpikingBranch, arch_neuron, merge_heads, split_heads
+from snnas.nas.models.registries import ATTENTION
 
 SSA_SCALE = 0.125  # fixed attention scale of Spikformer
 ATTN_THRESHOLD = 0.5  # threshold of the neuron after the attention product (Spikformer)

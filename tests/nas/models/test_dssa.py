@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from nas.models import build_model
-from nas.models.attention.dssa import RATE_MOMENTUM
+from snnas.nas.models import build_model
+from snnas.nas.models.attention.dssa import RATE_MOMENTUM
 from tests.conftest import tiny_arch
 
 
@@ -82,7 +82,7 @@ def test_stored_rates_survive_saving_and_loading_and_evaluation_takes_one_fixed_
 
 
 def test_calibration_stores_rates_as_a_first_training_step_and_leaves_batchnorm_alone():
-    from nas.models.attention.dssa import calibrate_rates
+    from snnas.nas.models.attention.dssa import calibrate_rates
 
     model = build_model(tiny_arch(attention=("dssa", "dssa"))).eval()
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from nas.models import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, build_model
+from snnas.nas.models import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, build_model
 from tests.conftest import tiny_arch
 
 

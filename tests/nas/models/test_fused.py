@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional, neuron, surrogate
 
-import nas.models.neurons as neurons
-from nas.models import build_model
-from nas.models.fused import fused_lif
+import snnas.nas.models.neurons as neurons
+from snnas.nas.models import build_model
+from snnas.nas.models.fused import fused_lif
 from tests.conftest import tiny_arch
 
 SURROGATES = [surrogate.Sigmoid(), surrogate.ATan(), surrogate.Sigmoid(alpha=2.0), surrogate.PiecewiseQuadratic()]

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from nas.models import build_model
-from nas.models.attention.ls_ssa import local_window_attention
-from nas.models.attention.ssa import SSA_SCALE
+from snnas.nas.models import build_model
+from snnas.nas.models.attention.ls_ssa import local_window_attention
+from snnas.nas.models.attention.ssa import SSA_SCALE
 from tests.conftest import tiny_arch
 
 
@@ -81,7 +81,7 @@ def test_the_training_form_gives_the_counted_forms_numbers(window, dilation, hea
     grad = torch.randn_like(trained)
     trained.backward(grad)
     unfolded = [t.clone().requires_grad_() for t in (q, k, v)]
-    from nas.models.attention import ls_ssa
+    from snnas.nas.models.attention import ls_ssa
 
     with torch.enable_grad():
         m, c, h, w = q.shape
@@ -97,8 +97,8 @@ def test_the_training_form_gives_the_counted_forms_numbers(window, dilation, hea
 def test_only_a_module_in_training_mode_uses_the_training_form(monkeypatch):
     """Tracers (fvcore, torch.jit.trace) run with gradients on but the model in eval mode: they must
     see the counted form, two products over windows."""
-    from nas.models import build_model
-    from nas.models.attention import ls_ssa
+    from snnas.nas.models import build_model
+    from snnas.nas.models.attention import ls_ssa
     from tests.conftest import tiny_arch
 
     calls = []

@@ -2,7 +2,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from nas.models.neurons import NEURONS, make_neuron
+from snnas.nas.models.neurons import NEURONS, make_neuron
 
 
 def test_lif_follows_the_papers_dynamics_with_hard_reset():

@@ -15,12 +15,12 @@ from spikingjelly.activation_based.model import qkformer as sj_qkformer
 from spikingjelly.activation_based.model import spike_driven_transformer as sj_sdt
 from torch import nn
 
-from energy.counting import count_ops
-from nas.arch import ArchConfig
-from nas.models import build_model
-from nas.models.attention.ssa import spike_attention
-from nas.models.neurons import TernaryLIF
-from nas.models.zoo import ZOO
+from snnas.energy.counting import count_ops
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models import build_model
+from snnas.nas.models.attention.ssa import spike_attention
+from snnas.nas.models.neurons import TernaryLIF
+from snnas.nas.models.zoo import ZOO
 from tests.conftest import tiny_arch
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from nas.models import build_model
-from nas.models.params import count_parameters
-from nas.models.zoo import ZOO, get
+from snnas.nas.models import build_model
+from snnas.nas.models.params import count_parameters
+from snnas.nas.models.zoo import ZOO, get
 
 REQUIRED = [f"spikformer-{v}" for v in ("8-384", "6-512", "8-512", "10-512", "8-768", "4-256", "2-384", "4-384")] + \
     [f"spikingresformer-{v}" for v in ("ti", "s", "m", "l", "cifar")] + ["a2os2a-8-512", "a2os2a-10-512"] + \
@@ -114,7 +114,7 @@ PUBLISHED = {
 
 
 def test_every_zoo_entry_carries_exactly_the_cited_published_figures_and_names_its_source():
-    from nas.models.zoo import SOURCES
+    from snnas.nas.models.zoo import SOURCES
 
     assert set(ZOO) == set(PUBLISHED)
     for name, (params, figures) in PUBLISHED.items():

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from nas.arch import ArchConfig
-from nas.models import build_model
-from nas.models.footprint import check_fits
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models import build_model
+from snnas.nas.models.footprint import check_fits
 
 FORMAT = "snnas-model"
 VERSION = 1
@@ -31,11 +31,11 @@ def save_model(model: torch.nn.Module, arch: ArchConfig, path, *, meta: dict | N
 
 def load_model_file(path: str | Path) -> tuple[torch.nn.Module, ArchConfig, dict]:
     """(model, architecture, everything the file holds) of an snnas model file, read weights-only."""
-    from energy.untrusted import read_torch_save
+    from snnas.energy.untrusted import read_torch_save
 
     obj = read_torch_save(Path(path), origin=str(path))
     if not is_snnas_file(obj):
-        raise ValueError(f"{path}: not an snnas model file (save one with nas.checkpoint.save_model)")
+        raise ValueError(f"{path}: not an snnas model file (save one with snnas.save_model)")
     model, arch = model_from_file_data(obj, origin=str(path))
     return model, arch, obj
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas.files import atomic_write
+from snnas.nas.files import atomic_write
 
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}

@@ -23,17 +23,17 @@ from urllib.parse import quote, quote_plus
 import optuna
 import torch
 
-from energy.conventions import get_convention
-from energy.estimate import estimate
-from energy.profile import Profile, load_profile
-from nas.arch import ArchConfig
-from nas.data import ProxySplit
-from nas.failpoints import failpoint
-from nas.models import build_model
-from nas.models.params import count_parameters
-from nas.proxy import SCORES, CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
-from nas.space import DataShape, SearchSpace
-from nas.workers import (Heartbeat, StorageUnavailable, WorkerInfo, claim_slot, evaluated_count, rdb_storage,
+from snnas.energy.conventions import get_convention
+from snnas.energy.estimate import estimate
+from snnas.energy.profile import Profile, load_profile
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.data import ProxySplit
+from snnas.nas.failpoints import failpoint
+from snnas.nas.models import build_model
+from snnas.nas.models.params import count_parameters
+from snnas.nas.search.proxy import SCORES, CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
+from snnas.nas.search.space import DataShape, SearchSpace
+from snnas.nas.search.workers import (Heartbeat, StorageUnavailable, WorkerInfo, claim_slot, evaluated_count, rdb_storage,
                          reap_dead_workers, retry, running_count, stamp, worker_info)
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
 
 def make_storage(settings: SearchSettings):
     if settings.storage is None:
-        from nas.journal import JournalError, open_journal
+        from snnas.nas.search.journal import JournalError, open_journal
 
         settings.study_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -278,7 +278,7 @@ def run_search(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
                study: optuna.Study | None = None, worker: WorkerInfo | None = None) -> optuna.Study:
     """Run trials until the study holds ``settings.budget`` evaluated trials (``study``: already opened).
 
-    Several workers may run this on one study at once (see ``nas.workers``). Each round: reap
+    Several workers may run this on one study at once (see ``nas.search.workers``). Each round: reap
     trials no live worker owns, ask for a candidate (or wait while the rest of the budget runs
     elsewhere), reuse an earlier result for a re-proposed architecture, prune it if over
     ``--max-params``, else evaluate it and tell the study."""
@@ -450,10 +450,11 @@ def _emit(on_event, number, state, arch, objective, energy, done, settings, reas
         on_event(TrialEvent(number, state, arch, objective, energy, done, settings.budget, reason, step, steps))
 
 
-def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySplit, *, k: int, steps: int,
-                 device: torch.device, on_progress: Callable[[int, int], None] | None = None,
+def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySplit, *, picks: list[tuple[int, float]],
+                 steps: int, device: torch.device, on_progress: Callable[[int, int], None] | None = None,
                  data_spec: str | None = None) -> list[dict]:
-    """Re-train ``k`` members of the proxy front (spread over energy) for ``steps`` steps.
+    """Re-train the trials ``picks`` names (trial number, its proxy energy in mJ) for ``steps`` steps;
+    ``snnas.nas.report.tables.front_spread`` picks members of the front spread over energy.
 
     Multi-fidelity by hand: the proxy ranks many candidates cheaply, then the front is checked
     with a longer schedule. Results are stored with the study (user attribute ``refined``), so
@@ -462,26 +463,21 @@ def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySpli
     """
     import io
 
-    from nas.checkpoint import save_model
-    from nas.files import atomic_write
-    from nas.report import trials_frame
+    from snnas.nas.files import atomic_write
+    from snnas.nas.models.checkpoint import save_model
 
-    frame = trials_frame(study)
-    front = frame[frame["pareto"]].sort_values("energy_mj") if not frame.empty else frame
-    if front.empty or k <= 0:
+    if not picks:
         return []
-    picks = front.iloc[sorted({round(i * (len(front) - 1) / max(1, k - 1)) for i in range(min(k, len(front)))})]
     profile = load_profile(settings.profiles[0])
     longer = ProxySettings(**{**asdict(settings.proxy_settings), "steps": steps, "runs": 1})
     folder = settings.study_dir / "refined"
     refined = []
-    for i, (_, row) in enumerate(picks.iterrows()):
-        number = int(row["trial"])
+    for i, (number, proxy_energy_mj) in enumerate(picks):
         arch = ArchConfig.from_dict(study.trials[number].user_attrs["arch"])
         result = train_proxy(arch, split, longer, device=device, zero_cost=False, keep_model=True)
         entry = {"trial": number, "proxy_accuracy": study.trials[number].user_attrs.get("accuracy"),  # None: SAHD
                  "refined_accuracy": result.accuracy, "refined_likelihood": result.likelihood,
-                 "proxy_energy_mj": float(row["energy_mj"]),
+                 "proxy_energy_mj": float(proxy_energy_mj),
                  "energy_mj": estimate(result.counts, profile, convention=settings.convention).total_mj,
                  "steps": steps, "model": str(folder / f"trial-{number}.pt")}
         buffer = io.BytesIO()

@@ -11,12 +11,12 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from nas.arch import ArchConfig
+from snnas.nas.models.arch import ArchConfig
 
-from nas.failpoints import failpoint
-from nas.files import atomic_write, write_figure
-from nas.pareto import hypervolume, pareto_mask
-from nas.workers import counts_toward_budget
+from snnas.nas.failpoints import failpoint
+from snnas.nas.files import PAPER_STYLE, atomic_write, write_figure
+from snnas.nas.search.pareto import hypervolume, pareto_mask
+from snnas.nas.search.workers import counts_toward_budget
 
 STATE = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.FAIL: "failed",
          optuna.trial.TrialState.PRUNED: "pruned", optuna.trial.TrialState.RUNNING: "running",
@@ -26,10 +26,6 @@ INT_COLUMNS = ("trial", "params", "seed", "threads", "duplicate_of",
                *(f.name for f in dataclasses.fields(ArchConfig) if f.type == "int"))
 SIGNIFICANT = 6  # digits kept of each float in trials.csv / pareto.csv (the study keeps full precision)
 # Figures sized for one column of a two-column paper, in the fonts of the text.
-PAPER_STYLE = {"font.family": "serif", "font.size": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-               "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False}
-
-
 @dataclass
 class ReportSummary:
     trials_csv: Path
@@ -168,7 +164,6 @@ class StudyContext:
 
 
 def study_context(study: optuna.Study, frame: pd.DataFrame, out_dir: Path, data: str | None = None) -> StudyContext:
-    from nas.archref import study_data_spec
 
     identity = study.user_attrs.get("snnas") or {}
     first = identity.get("objective_profile")
@@ -288,7 +283,7 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     atomic_write(out_dir / "summary.json", json.dumps(_clean(summary), indent=2, default=str))
     tex = None
     if latex:
-        from nas.latex import write_latex
+        from snnas.nas.report.latex import write_latex
 
         tex = write_latex(frame, out_dir / "pareto.tex", ctx, trained, profiles=latex_profiles, every=latex_all)
     return ReportSummary(trials_csv, pareto_csv, plots, hv, ref, int(len(front)), counts, ctx.objective, best, tex)
@@ -305,3 +300,24 @@ def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def front_spread(frame, k: int) -> list[tuple[int, float]]:
+    """Up to ``k`` members of the proxy front of a ``trials_frame``, spread evenly over energy:
+    (trial number, energy in mJ) each, lowest energy first."""
+    front = frame[frame["pareto"]].sort_values("energy_mj") if not frame.empty else frame
+    if front.empty or k <= 0:
+        return []
+    rows = front.iloc[sorted({round(i * (len(front) - 1) / max(1, k - 1)) for i in range(min(k, len(front)))})]
+    return [(int(row["trial"]), float(row["energy_mj"])) for _, row in rows.iterrows()]
+
+
+def study_data_spec(directory: Path) -> str | None:
+    """The ``--data`` of the study's latest recorded run (run.json), if any."""
+    path = directory / "run.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    spec = (info.get("arguments") or {}).get("data") if isinstance(info, dict) else None
+    return spec if isinstance(spec, str) else None

@@ -36,7 +36,7 @@ from pathlib import Path
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-from nas.files import atomic_write
+from snnas.nas.files import atomic_write
 
 log = logging.getLogger(__name__)
 LOCK_GRACE_S = 30.0  # Optuna's default: a lock unchanged this long belongs to a writer that is gone

@@ -20,8 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.arch import ATTN_ORDERS, LIMITS, RESIDUALS, STEM_POOLS, ArchConfig, ArchConfigError
-from nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, SURROGATES
+from snnas.nas.models.arch import ATTN_ORDERS, LIMITS, RESIDUALS, STEM_POOLS, ArchConfig, ArchConfigError
+from snnas.nas.models.registries import ATTENTION, DOWNSAMPLE, MLPS, NEURONS, STEMS, SURROGATES
 
 PER_STAGE = {"depth": int, "heads": int, "head_dim": int, "attention": str, "patch_size": int}
 NAMED = {"stem": STEMS, "downsample": DOWNSAMPLE, "neuron": NEURONS, "surrogate": SURROGATES, "mlp": MLPS,
@@ -36,7 +36,7 @@ _PY = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": 
 
 def default_space_path() -> Path:
     """The default search space shipped inside the package (``space.yaml`` in a checkout)."""
-    return Path(str(resources.files("nas") / "space.yaml"))
+    return Path(str(resources.files("snnas.nas.search") / "space.yaml"))
 
 
 class SpaceError(ValueError):
@@ -184,7 +184,7 @@ class SearchSpace:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SearchSpace":
-        from energy.textfiles import TextFileError, load_structured
+        from snnas.energy.textfiles import TextFileError, load_structured
 
         try:
             data = load_structured(path, limit_bytes=MAX_FILE_BYTES, what="space file")

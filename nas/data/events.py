@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas.data import DataError, Dataset
+from snnas.nas.data.dataset import DataError, Dataset
 
 CACHE_VERSION = 1
 
@@ -192,7 +192,7 @@ def _missing(kind: EventKind, directory: Path, what: str) -> DataError:
 def _files(directory: Path, pattern: str) -> list[Path]:
     """The files matching ``pattern``, sorted; a pipe, device or broken link among them is refused
     (reading one would block or fail mid-way)."""
-    from nas.data import _regular
+    from snnas.nas.data.dataset import _regular
 
     found = sorted(p for p in directory.glob(pattern) if not p.is_dir())
     for path in found:
@@ -244,9 +244,8 @@ def read_events(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np
     """One recording -> (x, y, p, t, width, height) with p in {0, 1}. The file must be a regular
     file within ``max_data_bytes()``, framed whole (no event record or header cut short) and hold
     at least one event."""
-    from energy.untrusted import RefusedFile, over_limit
-
-    from nas.data import _regular
+    from snnas.energy.untrusted import RefusedFile, over_limit
+    from snnas.nas.data.dataset import _regular
 
     try:
         over_limit(str(path), "takes", _regular(path))
@@ -277,7 +276,7 @@ def _decode(kind: EventKind, path: Path) -> tuple[np.ndarray, np.ndarray, np.nda
                 x, y = x - x.min(), y - y.min()
             return x, y, ev["p"], ev["t"], int(x.max()) + 1 if len(ev) else 1, int(y.max()) + 1 if len(ev) else 1
         if kind.name == "dvs-gesture":
-            from energy.untrusted import read_array
+            from snnas.energy.untrusted import read_array
 
             rows = read_array(path)  # numeric only: a pickled object array is refused
             if rows.ndim != 2 or rows.shape[1] < 4 or not np.issubdtype(rows.dtype, np.number):
@@ -531,7 +530,7 @@ def _cache_key(kind: EventKind, time_steps: int, files: list[tuple[Path, int]]) 
 
 
 def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
-    from energy.untrusted import read_array
+    from snnas.energy.untrusted import read_array
 
     try:
         with read_array(path) as archive:
@@ -596,7 +595,7 @@ def load_events(kind: EventKind, directory: Path | None, time_steps: int, *, pro
 
 
 def _digits_dvs(time_steps: int) -> Dataset:
-    from nas.data import load_digits
+    from snnas.nas.data.images import load_digits
 
     digits = load_digits()
     kind = KINDS["digits-dvs"]

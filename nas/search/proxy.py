@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from energy.counting import OpCounts, count_ops, is_neuron
-from nas.arch import ArchConfig
-from nas.data import ProxySplit, model_input
-from nas.models import build_model
-from nas.models.attention.dssa import calibrate_rates
+from snnas.energy.counting import OpCounts, count_ops, is_neuron
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.data import ProxySplit, model_input
+from snnas.nas.models import build_model
+from snnas.nas.models.attention.dssa import calibrate_rates
 
 
 class CandidateFailed(RuntimeError):

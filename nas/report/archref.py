@@ -7,7 +7,7 @@
   database named by ``storage``); a trial that reused an earlier result points to that one;
 * an architecture file, ``.yaml`` / ``.yml`` / ``.json`` (``snnas arch show`` writes one): the
   fields of ``ArchConfig``, strictly (unknown keys are refused);
-* an snnas model file (``.pt`` from ``snnas train`` or ``nas.checkpoint.save_model``): its architecture.
+* an snnas model file (``.pt`` from ``snnas train`` or ``nas.models.checkpoint.save_model``): its architecture.
 
 Every form comes back as an ``ArchSource``: the architecture and what is known about where it
 came from (the trial's proxy numbers, the data its study searched on).
@@ -15,14 +15,13 @@ came from (the trial's proxy numbers, the data its study searched on).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from nas.arch import ArchConfig, ArchConfigError
+from snnas.nas.models.arch import ArchConfig, ArchConfigError
 
 MAX_FILE_BYTES = 1 << 20
 ARCH_SUFFIXES = (".yaml", ".yml", ".json")
@@ -69,7 +68,7 @@ def load_study(directory: Path, *, storage: str | None = None, study: str | None
     """The Optuna study of a study folder (its journal) or of a database URL; read-only use."""
     import optuna
 
-    from nas.study import redact
+    from snnas.nas.search.study import redact
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study or directory.name
@@ -78,7 +77,7 @@ def load_study(directory: Path, *, storage: str | None = None, study: str | None
         if not journal.is_file():
             raise ArchRefError(f"{directory}: no study.journal here (a study folder such as results/snnas; pass "
                                "--storage URL for a database study)")
-        from nas.journal import open_journal
+        from snnas.nas.search.journal import open_journal
 
         storage_obj, _ = open_journal(journal)
     else:
@@ -94,19 +93,10 @@ def load_study(directory: Path, *, storage: str | None = None, study: str | None
         raise ArchRefError(f"{where}: cannot read the study ({message})") from None
 
 
-def study_data_spec(directory: Path) -> str | None:
-    """The ``--data`` of the study's latest recorded run (run.json), if any."""
-    path = directory / "run.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    spec = (info.get("arguments") or {}).get("data") if isinstance(info, dict) else None
-    return spec if isinstance(spec, str) else None
-
-
 def trial_source(directory: Path, number: int, *, storage: str | None = None, study: str | None = None) -> ArchSource:
     from optuna.trial import TrialState
+
+    from snnas.nas.report.tables import study_data_spec
 
     loaded = load_study(directory, storage=storage, study=study)
     trials = loaded.get_trials(deepcopy=False)
@@ -136,8 +126,8 @@ def trial_source(directory: Path, number: int, *, storage: str | None = None, st
 
 
 def file_source(path: Path) -> ArchSource:
-    from energy.textfiles import TextFileError, load_structured
-    from nas.space import _check_size
+    from snnas.energy.textfiles import TextFileError, load_structured
+    from snnas.nas.search.space import _check_size
 
     try:
         data = load_structured(path, limit_bytes=MAX_FILE_BYTES, what="architecture file",
@@ -159,7 +149,7 @@ def file_source(path: Path) -> ArchSource:
 
 
 def model_source(path: Path) -> ArchSource:
-    from nas.checkpoint import load_model_file
+    from snnas.nas.models.checkpoint import load_model_file
 
     _, arch, obj = load_model_file(path)
     meta = obj.get("meta") or {}
@@ -170,7 +160,7 @@ def model_source(path: Path) -> ArchSource:
 
 def resolve_arch(ref: str, *, storage: str | None = None, study: str | None = None) -> ArchSource:
     """See the module docstring."""
-    from nas.models.zoo import ZOO
+    from snnas.nas.models.zoo import ZOO
 
     if ref in ZOO:
         return ArchSource(ZOO[ref].arch, "zoo", ref)
@@ -189,7 +179,7 @@ def resolve_arch(ref: str, *, storage: str | None = None, study: str | None = No
 
 def front_trials(directory: Path, *, storage: str | None = None, study: str | None = None) -> list[dict]:
     """The study's Pareto front (complete, feasible, not duplicates), best objective first."""
-    from nas.report import trials_frame
+    from snnas.nas.report.tables import trials_frame
 
     frame = trials_frame(load_study(directory, storage=storage, study=study))
     if frame.empty:

@@ -200,8 +200,6 @@ def _validate_types(a: ArchConfig) -> None:
 
 
 def _validate(a: ArchConfig) -> None:
-    from nas.models import registries  # late import: the registries import this module
-
     _validate_types(a)
     for name in ("img_size", "in_channels", "num_classes", "time_steps", "mlp_ratio", "group_width", "window"):
         _check(getattr(a, name) >= 1, name, f"must be >= 1, got {getattr(a, name)}")
@@ -221,16 +219,6 @@ def _validate(a: ArchConfig) -> None:
     for name in ("depths", "dims", "heads", "patch_sizes", "dilations"):
         _check(all(v >= 1 for v in getattr(a, name)), name, f"entries must be >= 1, got {list(getattr(a, name))}")
 
-    _check(a.stem in registries.STEMS, "stem", f"unknown stem {a.stem!r}; choose from {', '.join(registries.STEMS)}")
-    _check(a.downsample in registries.DOWNSAMPLE, "downsample",
-           f"unknown downsampling {a.downsample!r}; choose from {', '.join(registries.DOWNSAMPLE)}")
-    _check(a.neuron in registries.NEURONS, "neuron", f"unknown neuron {a.neuron!r}; choose from {', '.join(registries.NEURONS)}")
-    _check(a.surrogate in registries.SURROGATES, "surrogate",
-           f"unknown surrogate {a.surrogate!r}; choose from {', '.join(registries.SURROGATES)}")
-    _check(a.mlp in registries.MLPS, "mlp", f"unknown mlp {a.mlp!r}; choose from {', '.join(registries.MLPS)}")
-    for kind in a.attention:
-        _check(kind in registries.ATTENTION, "attention",
-               f"unknown attention {kind!r}; choose from {', '.join(registries.ATTENTION)}")
     _check(a.residual in RESIDUALS, "residual", f"must be one of {', '.join(RESIDUALS)}, got {a.residual!r}")
     _check(a.attn_order in ATTN_ORDERS, "attn_order", f"must be one of {', '.join(ATTN_ORDERS)}, got {a.attn_order!r}")
     _check(a.ternary in TERNARY_VARIANTS, "ternary",
@@ -241,7 +229,6 @@ def _validate(a: ArchConfig) -> None:
 
     for i, (dim, heads) in enumerate(zip(a.dims, a.heads)):
         _check(dim % heads == 0, "heads", f"stage {i}: width {dim} is not divisible by {heads} heads")
-    registries.STEMS.get(a.stem).validate(a)
 
     reduction = 2 ** (a.stem_downsample + n - 1)
     _check(a.img_size % reduction == 0, "img_size",

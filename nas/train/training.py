@@ -12,7 +12,7 @@ or nothing per sample, the same for all its frames). Mixed precision runs on CUD
 ``train_model`` writes, in its folder, ``last.pt`` after every epoch (weights, optimiser, the
 random state and the metrics so far: a killed run resumes from its last finished epoch and
 ends with the same numbers), ``best.pt`` (the epoch with the best held-out accuracy) and
-``metrics.csv``. Both ``.pt`` files are snnas model files (``nas.checkpoint``): the architecture
+``metrics.csv``. Both ``.pt`` files are snnas model files (``nas.models.checkpoint``): the architecture
 as data, the weights, and ``meta`` with the data fingerprint, the recipe and the metrics.
 """
 
@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
-from nas.arch import ArchConfig
-from nas.checkpoint import load_model_file, save_model
-from nas.data import Dataset, fit_images, held_out_split, model_input
-from nas.failpoints import failpoint
-from nas.files import atomic_write
-from nas.models import build_model
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.models.checkpoint import load_model_file, save_model
+from snnas.nas.data import Dataset, fit_images, held_out_split, model_input
+from snnas.nas.failpoints import failpoint
+from snnas.nas.files import atomic_write
+from snnas.nas.models import build_model
 
 
 class TrainError(ValueError):
@@ -109,7 +109,7 @@ def fit_arch(arch: ArchConfig, data: Dataset, resolution: int | None = None) -> 
 
 
 def _with_side(arch: ArchConfig, side: int) -> ArchConfig | None:
-    from nas.arch import ArchConfigError
+    from snnas.nas.models.arch import ArchConfigError
 
     try:
         return arch.replace(img_size=side)
@@ -118,7 +118,7 @@ def _with_side(arch: ArchConfig, side: int) -> ArchConfig | None:
 
 
 def _why(arch: ArchConfig, side: int) -> str:
-    from nas.arch import ArchConfigError
+    from snnas.nas.models.arch import ArchConfigError
 
     try:
         arch.replace(img_size=side)

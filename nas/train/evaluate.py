@@ -12,11 +12,11 @@ import copy
 
 import torch
 
-from energy.counting import count_ops
-from energy.estimate import estimate
-from energy.profile import Profile
-from nas.arch import ArchConfig
-from nas.data import Dataset, fit_images, held_out_split
+from snnas.energy.counting import count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.profile import Profile
+from snnas.nas.models.arch import ArchConfig
+from snnas.nas.data import Dataset, fit_images, held_out_split
 
 REPORT_FORMAT = "snnas-evaluation"
 
@@ -37,8 +37,8 @@ def evaluate_model(model: torch.nn.Module, arch: ArchConfig, data: Dataset, *, p
                    batch: int = 256) -> dict:
     """Accuracy and loss on every held-out image; counts and energy on ``samples`` of them, drawn as
     ``snnas energy --data`` draws them (seed 0), so the two commands agree on the same model."""
-    from nas.data import held_out_part, model_input, sample_images
-    from nas.train import test_scores
+    from snnas.nas.data import held_out_part, model_input, sample_images
+    from snnas.nas.train.training import test_scores
 
     _, (test_x, test_y) = held_out_split(data)
     if int(test_y.max()) >= arch.num_classes:
@@ -86,8 +86,8 @@ def plot_rates(report: dict, stem, *, title: str) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nas.files import write_figure
-    from nas.report import PAPER_STYLE
+    from snnas.nas.files import write_figure
+    from snnas.nas.files import PAPER_STYLE
 
     rows = report["layers"]
     stem = Path(stem)

@@ -1,0 +1,1 @@
+"""Reports: trials.csv, pareto.csv and figures, LaTeX tables, and architecture references."""

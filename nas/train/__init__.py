@@ -1,0 +1,1 @@
+"""Training a chosen architecture fully, and evaluating trained models."""
