@@ -46,7 +46,9 @@ ATTN_ORDERS = ("qk_first", "kv_first")
 # Fields added after studies and caches were first stored, with the values every earlier
 # configuration implicitly had: a stored configuration without them reads back as the same network,
 # and keys built before them drop them when they hold these values.
-ADDED_LATER = {"v_threshold": 1.0, "tau": 2.0, "ternary": "a2os2a", "head_neuron": False, "sum_channel": False}
+ADDED_LATER = {"v_threshold": 1.0, "tau": 2.0, "ternary": "a2os2a", "head_neuron": False, "sum_channel": False,
+               "attn_scale": 0.125, "attn_scale_learnable": False}
+SCALED_ATTENTION = {"ssa", "ls_ssa"}  # the built-in kinds that multiply their product by attn_scale
 STEM_POOLS = ("maxpool", "spool")
 
 
@@ -74,6 +76,10 @@ class ArchConfig:
     attn_order: str = "qk_first"  # ssa / a2os2a: (Q K^T) V  or  Q (K^T V) (linear in tokens)
     window: int = 3  # ls_ssa: k x k window around each query (odd)
     dilations: tuple[int, ...] = (1,)  # ls_ssa: dilation rates, heads split evenly across them
+    attn_scale: float = 0.125  # ssa / ls_ssa: Y = (Q, K, V product) * attn_scale (Spikformer's code: 0.125;
+    #                            its CIFAR10-DVS code: 0.25); the other kinds have no such scale
+    attn_scale_learnable: bool = False  # ssa / ls_ssa: attn_scale is the initial value of a learned scale
+    #                                     (one parameter per attention layer)
     # --- neurons, residuals, MLP -------------------------------------------------------
     neuron: str = "lif"  # NEURONS registry name for every spiking layer of the backbone
     surrogate: str = "sigmoid"  # surrogate gradient: sigmoid (Spikformer) | atan (SpikingResformer)
@@ -129,7 +135,8 @@ class ArchConfig:
         ``downsample`` of a one-stage network, LS-SSA's ``window`` and ``dilations`` without an
         LS-SSA stage, a ``patch_sizes`` entry of a stage that is not DSSA, ``group_width``
         without the group-wise FFN, ``stem_pool`` outside the SPS stem, ``attn_order`` without
-        SSA or A2OS2A, ``ternary`` without a ternary neuron, ``tau`` when no neuron leaks. Only judged for the built-in parts that read those fields: a registered
+        SSA or A2OS2A, ``attn_scale`` and ``attn_scale_learnable`` without SSA or LS-SSA, ``ternary``
+        without a ternary neuron, ``tau`` when no neuron leaks. Only judged for the built-in parts that read those fields: a registered
         plug-in attention or stem might read any field, so with one the key is ``to_dict()``."""
         out = self.to_dict()
         if not set(self.attention) <= BUILTIN_ATTENTION or self.stem not in BUILTIN_STEMS:
@@ -146,6 +153,8 @@ class ArchConfig:
             out["stem_pool"] = defaults["stem_pool"].default
         if not {"ssa", "a2os2a"} & set(self.attention):
             out["attn_order"] = defaults["attn_order"].default
+        if not SCALED_ATTENTION & set(self.attention):
+            out["attn_scale"], out["attn_scale_learnable"] = ADDED_LATER["attn_scale"], False
         uses_ternary = self.neuron == "ternary" or "a2os2a" in self.attention
         if not uses_ternary:
             out["ternary"] = defaults["ternary"].default
@@ -224,6 +233,7 @@ def _validate(a: ArchConfig) -> None:
     _check(a.ternary in TERNARY_VARIANTS, "ternary",
            f"must be one of {', '.join(TERNARY_VARIANTS)}, got {a.ternary!r}")
     _check(0.0 < a.v_threshold <= 100.0, "v_threshold", f"must be in (0, 100], got {a.v_threshold}")
+    _check(0.0 < a.attn_scale <= 64.0, "attn_scale", f"must be in (0, 64], got {a.attn_scale}")
     _check(1.0 <= a.tau <= 1000.0, "tau", f"must be in [1, 1000] (1: no memory), got {a.tau}")
     _check(a.stem_pool in STEM_POOLS, "stem_pool", f"must be one of {', '.join(STEM_POOLS)}, got {a.stem_pool!r}")
 

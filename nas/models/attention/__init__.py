@@ -1,6 +1,6 @@
 """Spiking self-attention kinds, one file each; importing this package registers them all.
 
-* ``ssa``    Spikformer (ICLR 2023): binary Q, K, V, no softmax, fixed scale.
+* ``ssa``    Spikformer (ICLR 2023): binary Q, K, V, no softmax, scale ``attn_scale`` (fixed or learned).
 * ``dssa``   SpikingResformer (CVPR 2024): dual-spike attention with firing-rate scaling.
 * ``a2os2a`` A2OS2A Spiking Transformer (CVPR 2025): binary Q, ReLU K, ternary V.
 * ``ls_ssa`` LSFormer (arXiv 2605.13887), snnas interpretation: local dilated-window SSA.

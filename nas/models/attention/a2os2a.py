@@ -7,9 +7,18 @@ Introducing Accurate Addition-Only Spiking Self-Attention for Transformer", CVPR
     A2OS2A(Q, K, V) = proj(SN(Q K^T V))          no softmax, no scale
 
 Binary Q makes Q K^T sums of selected K values and ternary V makes (Q K^T) V signed sums:
-no real-by-real product. No official code is public: the output neuron (the backbone's
-neuron at threshold 1) and the projection (1x1 ConvBN) are snnas's reading of the paper,
-which builds on the Spike-driven Transformer backbone (membrane shortcut).
+no real-by-real product. No scale: the paper's abstract says the method "eliminates the need for
+softmax and scaling operations" (so ``attn_scale`` is not read here). No official code is
+public: the output neuron (the backbone's neuron at threshold 1) and the projection (1x1 ConvBN)
+are snnas's reading of the paper, which builds on the Spike-driven Transformer backbone
+(membrane shortcut).
+
+Q and V follow two readings, and they charge differently. Q is the backbone's LIF, as the
+Spike-driven Transformer's official code has it (spikingjelly LIF, decay_input=True: the input
+enters as X / tau). V is the ternary LIF as A2OS2A's equations write it (``ternary: a2os2a``:
+U = H + X, the input enters whole). At tau = 2 a fresh V neuron therefore fires from |X| = 1 and
+a fresh Q neuron from X = 2: V fires about twice as easily. ``ternary: lif`` makes them
+consistent (V charges X / tau too); the zoo keeps the paper's equations (docs/models.md).
 """
 
 from __future__ import annotations

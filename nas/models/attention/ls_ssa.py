@@ -12,7 +12,8 @@ attention on spikes):
   k + (k-1)(r-1).
 * Heads are split evenly across ``arch.dilations`` (e.g. rates (1, 2) over 4 heads: heads
   0-1 use r=1, heads 2-3 use r=2).
-* Y = (Q K_win^T) V_win * 0.125, then a neuron at threshold 0.5 and the projection, as in SSA.
+* Y = (Q K_win^T) V_win * s, then a neuron at threshold 0.5 and the projection, as in SSA
+  (s = ``attn_scale``, fixed or learned as in SSA; 0.125 by default).
 
 Cost is O(N k^2 d), linear in the number of tokens N, instead of SSA's O(N^2 d).
 """
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from snnas.nas.models.arch import ArchConfig
-from snnas.nas.models.attention.ssa import ATTN_THRESHOLD, SSA_SCALE, QKVBranch
+from snnas.nas.models.attention.ssa import ATTN_THRESHOLD, SSA_SCALE, QKVBranch, set_attention_scale
 from snnas.nas.models.layers import arch_neuron
 from snnas.nas.models.registries import ATTENTION
 
@@ -79,6 +80,7 @@ class LSSSA(QKVBranch):
         self.window = arch.window
         self.dilations = arch.dilations
         self.attn_neuron = arch_neuron(arch, v_threshold=ATTN_THRESHOLD)
+        set_attention_scale(self, arch)
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
         t, b = s.shape[:2]
@@ -90,5 +92,5 @@ class LSSSA(QKVBranch):
             part = slice(g * group_channels, (g + 1) * group_channels)
             outs.append(local_window_attention(q[:, part], k[:, part], v[:, part], heads=group_heads,
                                                window=self.window, dilation=rate, training=self.training))
-        y = torch.cat(outs, dim=1).unflatten(0, (t, b)) * SSA_SCALE  # [T, B, C, H, W]
+        y = torch.cat(outs, dim=1).unflatten(0, (t, b)) * getattr(self, "scale", SSA_SCALE)  # [T, B, C, H, W]
         return self.proj(self.attn_neuron(y))

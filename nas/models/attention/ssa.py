@@ -3,8 +3,12 @@
     Q = SN(BN(X W_Q)),  K = SN(BN(X W_K)),  V = SN(BN(X W_V))          all binary
     Y = (Q K^T) V * s     (attn_order="qk_first", the CIFAR code; N x N map)
     Y = Q (K^T V) * s     (attn_order="kv_first", linear in the number of tokens N)
-    SSA(X) = proj(SN_{V_th=0.5}(Y)),  s = 0.125
+    SSA(X) = proj(SN_{V_th=0.5}(Y)),  s = arch.attn_scale
 
+s is fixed (``attn_scale``, 0.125 by default) or, with ``attn_scale_learnable``, a learned
+parameter per layer starting at ``attn_scale``. The official Spikformer code fixes it at 0.125
+(ZK-Zhou/spikformer imagenet/model.py, cifar10/model.py) and at 0.25 for CIFAR10-DVS
+(cifar10dvs/model.py); Spikingformer and QKFormer's SSA stage keep 0.125 (see ``nas.models.zoo``).
 No softmax: every operand of both matmuls is a spike tensor, so the products are
 additions (the energy counter charges coincidences). The projection is a 1x1 ConvBN
 (= Linear + BatchNorm1d); the block adds the output neuron or not, by residual style.
@@ -18,7 +22,7 @@ from snnas.nas.models.arch import ArchConfig
 from snnas.nas.models.layers import ConvBN, SpikingBranch, arch_neuron, merge_heads, split_heads
 from snnas.nas.models.registries import ATTENTION
 
-SSA_SCALE = 0.125  # fixed attention scale of Spikformer
+SSA_SCALE = 0.125  # Spikformer's attention scale: ArchConfig.attn_scale's default
 ATTN_THRESHOLD = 0.5  # threshold of the neuron after the attention product (Spikformer)
 
 
@@ -27,6 +31,16 @@ def spike_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: st
     if order == "qk_first":
         return (q @ k.transpose(-1, -2)) @ v  # [.., N, N] @ [.., N, d]
     return q @ (k.transpose(-1, -2) @ v)  # [.., N, d] @ [.., d, d]
+
+
+def set_attention_scale(module: torch.nn.Module, arch: ArchConfig) -> None:
+    """``module.scale``: ``arch.attn_scale`` as a fixed number, or a learned parameter starting
+    there (``attn_scale_learnable``). A module pickled before the field has none: it computes with
+    Spikformer's 0.125, as it did (the forward passes read ``getattr(self, "scale", SSA_SCALE)``)."""
+    if arch.attn_scale_learnable:
+        module.scale = torch.nn.Parameter(torch.tensor(float(arch.attn_scale)))
+    else:
+        module.scale = float(arch.attn_scale)
 
 
 class QKVBranch(SpikingBranch):
@@ -64,9 +78,10 @@ class SSA(QKVBranch):
     def __init__(self, arch: ArchConfig, stage: int) -> None:
         super().__init__(arch, stage)
         self.attn_neuron = arch_neuron(arch, v_threshold=ATTN_THRESHOLD)
+        set_attention_scale(self, arch)
 
     def body(self, s: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_heads(s)  # [T, B, h, N, d]
-        y = spike_attention(q, k, v, self.order) * SSA_SCALE
+        y = spike_attention(q, k, v, self.order) * getattr(self, "scale", SSA_SCALE)
         height, width = s.shape[-2:]
         return self.proj(self.attn_neuron(merge_heads(y, height, width)))
