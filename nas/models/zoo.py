@@ -4,8 +4,11 @@ Each entry carries the ArchConfig that rebuilds the network, the parameter count
 convention of its paper, and the paper's figures where the paper states them (``None`` where
 it does not; our own count is always computed, never copied). Sources:
 
-* Spikformer: Zhou et al., ICLR 2023, Tables 1 (CIFAR) and 3 (ImageNet); ImageNet q/k/v are
-  bias-free 1x1 convs, CIFAR q/k/v are Linear with bias; matmul order Q(K^T V) on ImageNet.
+* Spikformer: Zhou et al., ICLR 2023 (camera-ready), Table 2 (ImageNet: params, power, top-1),
+  Table 3 (CIFAR-10/100), Table 4 and section 4.2 (event data); ImageNet q/k/v are bias-free 1x1
+  convs, CIFAR q/k/v are Linear with bias; matmul order Q(K^T V) on ImageNet. Attention scale:
+  0.125 on ImageNet and CIFAR (section 4.1; ZK-Zhou/spikformer imagenet/model.py, cifar10/model.py),
+  0.25 in the official CIFAR10-DVS code (cifar10dvs/model.py) where section 4.2 says "learnable".
 * Spikformer V2: Zhou et al., arXiv 2401.02020 (SCS stem; its layers are an interpretation).
 * SpikingResformer: Shi, Hao & Yu, CVPR 2024, Table 1 (params exclude BatchNorm).
 * A2OS2A: Guo et al., CVPR 2025 (arXiv 2503.00226): Spike-driven Transformer backbone (its
@@ -14,9 +17,10 @@ it does not; our own count is always computed, never copied). Sources:
 * Spikingformer: Zhou et al., arXiv 2304.11954: Spikformer's shapes with membrane (MS) shortcuts
   and its own tokenizer; its public ImageNet log is the energy regression case of ``energy``.
 * Spike-driven Transformer: Yao et al., NeurIPS 2023, Table 3 and the official repository's
-  README (BICLab/Spike-Driven-Transformer); layers as its code.
+  README (BICLab/Spike-Driven-Transformer); layers as its code. SDSA has no scale (module/ms_conv.py
+  declares ``self.scale = 0.125`` and never uses it). 8-768's figures are at 288 x 288 inference.
 * QKFormer: Zhou et al., NeurIPS 2024, ImageNet table (HST-10-384 / 512 / 768); layers as the
-  official code (zhouchenlin2096/QKFormer imagenet/qkformer.py).
+  official code (zhouchenlin2096/QKFormer imagenet/qkformer.py; its SSA stage scales by 0.125).
 * LSFormer: arXiv 2605.13887 (abstract only public): an snnas configuration, not a published one.
 
 Each entry says where its layers come from (``source``: official code, paper table,
@@ -44,6 +48,8 @@ class ZooEntry:
     interpretation: str = ""  # what is snnas's reading rather than the paper's statement
     source: str = "official code"  # where the layers come from: official code | paper | third-party | snnas
     cited: str = ""  # where the published figures come from (table, repository file)
+    train_img_size: int | None = None  # side the official code trains at, where the published figures
+    #                                    are evaluated at another one (arch.img_size)
 
     def build(self):
         return build_model(self.arch)
@@ -85,12 +91,13 @@ def _spikformer_cifar(depth: int, dim: int) -> ArchConfig:
                       proj_bias=True, head_bias=True)
 
 
-def _spikformer_dvs(classes: int) -> ArchConfig:
-    """Spikformer-2-256 on event frames: 2 polarities at 128 x 128, 16 time steps, 16 heads."""
+def _spikformer_dvs(classes: int, heads: int) -> ArchConfig:
+    """Spikformer-2-256 on event frames: 2 polarities at 128 x 128, 16 time steps; 16 heads for
+    CIFAR10-DVS, 8 for DVS128 Gesture (section 4.2); attention scale 0.25 (official cifar10dvs/model.py)."""
     return ArchConfig(img_size=128, in_channels=2, num_classes=classes, time_steps=16, stem="sps", stem_downsample=4,
-                      depths=(2,), dims=(256,), heads=(16,), attention=("ssa",), patch_sizes=(1,),
-                      attn_order="qk_first", residual="spike", mlp="mlp", qkv_bias=False, proj_bias=True,
-                      head_bias=True)
+                      depths=(2,), dims=(256,), heads=(heads,), attention=("ssa",), patch_sizes=(1,),
+                      attn_order="qk_first", attn_scale=0.25, residual="spike", mlp="mlp", qkv_bias=False,
+                      proj_bias=True, head_bias=True)
 
 
 def _resformer(dims: tuple[int, int, int], heads: tuple[int, int, int], *, cifar: bool = False) -> ArchConfig:
@@ -126,34 +133,46 @@ def _qkformer(dim: int, heads: int) -> ArchConfig:
                       mlp="mlp", qkv_bias=False, proj_bias=True, head_bias=True)
 
 
-SPIKFORMER_T = "Spikformer Table 3 (ImageNet, params, top-1, energy) / Table 1 (CIFAR-10)"
+SPIKFORMER_T = "Spikformer Table 2 (ImageNet: params, power, top-1)"
+SPIKFORMER_C = "Spikformer Table 3 (CIFAR-10 / CIFAR-100 top-1, T=4)"
 SDT_T = "SDT Table 3 (ImageNet, T=4); official README results table"
 QKF_T = "QKFormer Table 2 (ImageNet, T=4)"
-RESFORMER_T = "SpikingResformer Table 1 (ImageNet, params without BatchNorm)"
+RESFORMER_T = "SpikingResformer Table 1 (ImageNet: params without BatchNorm, energy, top-1)"
+SDT_288 = ("SDT Table 3 and official README (ImageNet, T=4): evaluated at 288 x 288 (README: firing_num.py "
+           "--large-valid, Resize 320 + CenterCrop 288); Spikingformer arXiv 2304.11954v5 Table 1 lists its test "
+           "resolution as 288 x 288")
+DVS_PARAMS = ("2.57 M as later tables list Spikformer-2-256 (e.g. the CML README); the Spikformer paper's "
+              "section 4.2 says 2.59 M")
 
 
 _ENTRIES = [
     ZooEntry("spikformer-8-384", _spikformer_imagenet(8, 384), SPIKFORMER, "all", 16.81,
-             {"imagenet_top1": 70.24, "energy_mj": 7.73}, cited=SPIKFORMER_T),
+             {"imagenet_top1": 70.24, "energy_mj": 7.734}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-6-512", _spikformer_imagenet(6, 512), SPIKFORMER, "all", 23.37,
-             {"imagenet_top1": 72.46}, cited=SPIKFORMER_T),
+             {"imagenet_top1": 72.46, "energy_mj": 9.417}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-8-512", _spikformer_imagenet(8, 512), SPIKFORMER, "all", 29.68,
-             {"imagenet_top1": 73.38, "energy_mj": 11.58}, cited=SPIKFORMER_T),
+             {"imagenet_top1": 73.38, "energy_mj": 11.577}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-10-512", _spikformer_imagenet(10, 512), SPIKFORMER, "all", 36.01,
-             {"imagenet_top1": 73.68}, cited=SPIKFORMER_T),
+             {"imagenet_top1": 73.68, "energy_mj": 13.899}, cited=SPIKFORMER_T),
     ZooEntry("spikformer-8-768", _spikformer_imagenet(8, 768), SPIKFORMER, "all", 66.34,
-             {"imagenet_top1": 74.81, "energy_mj": 21.48}, cited=SPIKFORMER_T),
+             {"imagenet_top1": 74.81, "energy_mj": 21.477}, cited=SPIKFORMER_T),
     ZooEntry("spikingformer-8-512", _spikformer_imagenet(8, 512).replace(residual="membrane", stem="spikingformer"),
              SPIKINGFORMER, "all", 29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46},
              cited="Spikingformer Table (ImageNet 8-512); energy: its public log"),
-    ZooEntry("spikformer-4-256", _spikformer_cifar(4, 256), SPIKFORMER, "all", 4.15, cited=SPIKFORMER_T),
-    ZooEntry("spikformer-2-384", _spikformer_cifar(2, 384), SPIKFORMER, "all", 5.76, cited=SPIKFORMER_T),
-    ZooEntry("spikformer-4-384", _spikformer_cifar(4, 384), SPIKFORMER, "all", 9.32, {"cifar10_top1": 95.19},
-             cited=SPIKFORMER_T),
-    ZooEntry("spikformer-cifar10dvs-2-256", _spikformer_dvs(10), SPIKFORMER, "all", 2.57, {"cifar10dvs_top1": 80.9},
-             cited="Spikformer Table 4 (CIFAR10-DVS, T=16)"),
-    ZooEntry("spikformer-gesture-2-256", _spikformer_dvs(11), SPIKFORMER, "all", 2.57, {"gesture_top1": 98.3},
-             cited="Spikformer Table 4 (DVS128 Gesture, T=16)"),
+    ZooEntry("spikformer-4-256", _spikformer_cifar(4, 256), SPIKFORMER, "all", 4.15,
+             {"cifar10_top1": 93.94, "cifar100_top1": 75.96}, cited=SPIKFORMER_C),
+    ZooEntry("spikformer-2-384", _spikformer_cifar(2, 384), SPIKFORMER, "all", 5.76,
+             {"cifar10_top1": 94.80, "cifar100_top1": 76.95}, cited=SPIKFORMER_C),
+    ZooEntry("spikformer-4-384", _spikformer_cifar(4, 384), SPIKFORMER, "all", 9.32,
+             {"cifar10_top1": 95.19, "cifar100_top1": 77.86}, cited=SPIKFORMER_C),
+    ZooEntry("spikformer-cifar10dvs-2-256", _spikformer_dvs(10, 16), SPIKFORMER, "all", 2.57, {"cifar10dvs_top1": 80.9},
+             interpretation="attention scale fixed at 0.25 as the official cifar10dvs/model.py; the paper (section 4.2) "
+                            "learns it (attn_scale_learnable)",
+             cited="Spikformer Table 4 (CIFAR10-DVS, T=16); params: " + DVS_PARAMS),
+    ZooEntry("spikformer-gesture-2-256", _spikformer_dvs(11, 8), SPIKFORMER, "all", 2.57, {"gesture_top1": 98.3},
+             interpretation="no official DVS128 Gesture code: 8 heads as section 4.2, attention scale 0.25 as the "
+                            "official CIFAR10-DVS code (the paper learns it; Spikingformer's gesture code uses 0.125)",
+             cited="Spikformer Table 4 (DVS128 Gesture, T=16); params: " + DVS_PARAMS),
     ZooEntry("spikformer-v2-8-512", _spikformer_imagenet(8, 512).replace(stem="scs"), SPIKFORMER_V2, "all",
              None, {"imagenet_top1": 80.38},
              interpretation="SCS layer list not public: snnas's strided + supplementary conv stem", source="snnas",
@@ -162,8 +181,8 @@ _ENTRIES = [
              {"imagenet_top1": 74.34, "energy_mj": 2.46}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-s", _resformer((64, 256, 512), (1, 4, 8)), RESFORMER, "no_bn", 17.76,
              {"imagenet_top1": 75.95, "energy_mj": 3.37}, cited=RESFORMER_T),
-    ZooEntry("spikingresformer-m", _resformer((64, 384, 768), (1, 6, 12)), RESFORMER, "no_bn", None,
-             {"imagenet_top1": 77.24}, cited=RESFORMER_T),
+    ZooEntry("spikingresformer-m", _resformer((64, 384, 768), (1, 6, 12)), RESFORMER, "no_bn", 35.52,
+             {"imagenet_top1": 77.24, "energy_mj": 5.46}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-l", _resformer((128, 512, 1024), (2, 8, 16)), RESFORMER, "no_bn", None,
              {"imagenet_top1": 78.77}, cited=RESFORMER_T),
     ZooEntry("spikingresformer-cifar", _resformer((64, 192, 384), (1, 3, 6), cifar=True), RESFORMER, "no_bn",
@@ -189,7 +208,10 @@ _ENTRIES = [
     ZooEntry("sdt-6-512", _sdt(6, 512), SDT, "all", 23.37, {"imagenet_top1": 74.11, "energy_mj": 3.56}, cited=SDT_T),
     ZooEntry("sdt-8-512", _sdt(8, 512), SDT, "all", 29.68, {"imagenet_top1": 74.57, "energy_mj": 4.50}, cited=SDT_T),
     ZooEntry("sdt-10-512", _sdt(10, 512), SDT, "all", 36.01, {"imagenet_top1": 74.66, "energy_mj": 5.53}, cited=SDT_T),
-    ZooEntry("sdt-8-768", _sdt(8, 768), SDT, "all", 66.34, {"imagenet_top1": 77.07, "energy_mj": 6.09}, cited=SDT_T),
+    ZooEntry("sdt-8-768", _sdt(8, 768).replace(img_size=288), SDT, "all", 66.34,
+             {"imagenet_top1": 77.07, "energy_mj": 6.09}, cited=SDT_288, train_img_size=224,
+             interpretation="built at 288 x 288, where its published figures are measured; the official code trains "
+                            "it at 224 (conf/imagenet/8_768_300E_t4.yml): snnas train sdt-8-768 --resolution 224"),
     ZooEntry("qkformer-10-384", _qkformer(384, 6), QKFORMER, "all", 16.47, {"imagenet_top1": 78.80, "energy_mj": 15.13},
              cited=QKF_T),
     ZooEntry("qkformer-10-512", _qkformer(512, 8), QKFORMER, "all", 29.08, {"imagenet_top1": 82.04, "energy_mj": 21.99},

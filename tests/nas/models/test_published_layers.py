@@ -198,6 +198,27 @@ def test_zoo_a2os2a_entries_say_which_ternary_neuron_they_use():
     assert {ZOO[n].arch.ternary for n in ("a2os2a-8-512", "a2os2a-10-512")} == {"a2os2a"}
 
 
+def _first_firing_current(neuron: nn.Module) -> float:
+    """The smallest constant input (in steps of 0.25) that makes a fresh neuron fire on the first step."""
+    currents = torch.arange(0.25, 4.01, 0.25)
+    with torch.no_grad():
+        functional.reset_net(neuron)
+        fired = neuron(currents.view(1, -1))[0] != 0
+    return currents[fired][0].item()
+
+
+def test_a2os2a_value_neuron_fires_at_half_the_query_neurons_current_unless_ternary_lif():
+    """The zoo's A2OS2A reads two sources (docs/models.md): Q is the Spike-driven Transformer backbone's
+    LIF, whose input decays (H = V + (X - V) / tau: fires from X = 2 at tau = 2), V is A2OS2A's
+    ternary LIF as its paper writes it (U = H + X: fires from |X| = 1), so V fires about twice as
+    easily. ``ternary: lif`` gives V the backbone's charge, and both fire from the same current."""
+    attn = build_model(ZOO["a2os2a-8-512"].arch.replace(depths=(1,), dims=(16,), heads=(1,))).stages[0].block0.attn
+    assert _first_firing_current(attn.q_neuron) == 2.0 and _first_firing_current(attn.v_neuron) == 1.0
+    consistent = ZOO["a2os2a-8-512"].arch.replace(depths=(1,), dims=(16,), heads=(1,), ternary="lif")
+    attn = build_model(consistent).stages[0].block0.attn
+    assert _first_firing_current(attn.q_neuron) == _first_firing_current(attn.v_neuron) == 2.0
+
+
 def test_threshold_and_tau_reach_the_backbone_neurons_and_fixed_thresholds_stay():
     model = build_model(tiny_arch(v_threshold=1.5, tau=10.0, neuron="lif"))
     stem_neuron = model.stem.convs[0].neuron
