@@ -32,7 +32,7 @@ class _Model:
     data_spec: str | None = None  # snnas model files from snnas train: the data they were trained on
 
 
-def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: int) -> _Model:
+def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: int, rated: bool = False) -> _Model:
     """A zoo name (random weights, seeded) or a model file of any supported kind."""
     import torch
 
@@ -43,8 +43,9 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
     from snnas.nas.models.zoo import ZOO
 
     if spec in ZOO:
+        rest = " (layers the rate table does not name keep these rates)" if rated else ""
         err_console.print(f"note: {spec} is built with random weights (seed {seed}, --seed): firing rates, and so "
-                          "ACs, are not those of the trained network", markup=False, highlight=False)
+                          f"ACs, are not those of the trained network{rest}", markup=False, highlight=False)
         arch = ZOO[spec].arch if time_steps is None else ZOO[spec].arch.replace(time_steps=time_steps)
         check_fits(arch, what=f"{spec} at T={arch.time_steps}")
         torch.manual_seed(seed)
@@ -194,6 +195,9 @@ def energy(
     fmt: OutputFormat = typer.Option(None, "--format", "-f", show_default=False,
                                      help="table, json or csv (default: table, or as --output's suffix)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the json/csv report to this file."),
+    rates: Optional[str] = typer.Option(None, "--rates", help="Price at these firing rates: a YAML or CSV rate "
+                                        "table (per layer, or q/k/v per attention), or 'published' for the "
+                                        "table shipped with a zoo entry (see docs: reproducing papers)."),
 ) -> None:
     """Count MACs, ACs and other operations per layer, and price them on hardware profiles."""
     from snnas.energy.conventions import get_convention
@@ -203,7 +207,8 @@ def energy(
     conv = get_convention(convention)
     profiles = [load_profile(p) for p in profile]
     fmt = _output_format(fmt, output)
-    m = _resolve(model, trust_pickle=trust_pickle, time_steps=time_steps, seed=seed)
+    table = _rate_table(rates, model)
+    m = _resolve(model, trust_pickle=trust_pickle, time_steps=time_steps, seed=seed, rated=table is not None)
     x, desc = _inputs(m, input_file=input_file, shape=shape, samples=samples, data=data, seed=seed)
     if not bool(x.isfinite().all()):
         err_console.print(f"warning: the input ({desc}) holds NaN or infinite values; the model's output and its "
@@ -214,9 +219,43 @@ def energy(
         batch_dim = 1  # snnas models and event data take frames as [T, B, C, H, W]
     counts = _count(m, x, batch_dim=batch_dim, effective=conv.needs_effective, bn_folded=bn is BatchNorm.folded,
                     desc=desc)
+    counts, rates_info = _given_rates(table, counts, convention)
     estimates = [estimate(counts, p, convention=convention, memory=memory) for p in profiles]
-    _emit(model, m, counts, estimates, x, desc, bn=bn.value, seed=seed, fmt=fmt, output=output)
+    _emit(model, m, counts, estimates, x, desc, bn=bn.value, seed=seed, fmt=fmt, output=output, rates=rates_info)
     _check_complete(counts, estimates, strict)
+
+
+def _rate_table(rates: Optional[str], model: str):
+    """The rate table of --rates, read (and its values checked) before the model is built."""
+    from snnas.energy.rates import RatesError, published, read_table
+
+    if rates is None:
+        return None
+    try:
+        return published(model) if rates == "published" else read_table(rates)
+    except RatesError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _given_rates(table, counts, convention: str):
+    """Counts at the table's rates, and what the report says of them (None without --rates)."""
+    from snnas.energy.conventions import with_rates
+    from snnas.energy.rates import RatesError, resolve
+
+    if table is None:
+        return counts, None
+    try:
+        resolved = resolve(table, counts)
+    except RatesError as exc:
+        raise CliError(str(exc)) from None
+    info = {"given": table.origin, "layers": sorted(resolved), "source": table.source,
+            **{k: table.meta[k] for k in ("dataset", "resolution", "time_steps", "convention", "published_mj")
+               if k in table.meta}}
+    paper = table.meta.get("convention")
+    if paper and paper != convention:
+        err_console.print(f"note: {table.origin} is priced by its paper under the {paper} convention "
+                          f"(-c {paper}); this report uses {convention}", markup=False, highlight=False)
+    return with_rates(counts, resolved), info
 
 
 def _output_format(fmt, output: Optional[Path]):
@@ -227,12 +266,12 @@ def _output_format(fmt, output: Optional[Path]):
     return OutputFormat.csv if output.suffix.lower() == ".csv" else OutputFormat.json
 
 
-def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fmt, output) -> None:
+def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fmt, output, rates=None) -> None:
     from snnas.cli.energy_report import build_report, print_tables, render_csv
 
     input_info = {"source": desc, "shape": list(x.shape), "samples": counts.batch_size,
                   "per_sample": counts.per_sample}
-    extra = {"file_kind": m.kind, "bn": bn, **({"seed": seed} if m.kind == "zoo" else {})}
+    extra = {"file_kind": m.kind, "bn": bn, **({"seed": seed} if m.kind == "zoo" else {}), "rates": rates}
     report = build_report(spec, counts, estimates, input_info, extra)
     if fmt is OutputFormat.table:
         if output is not None:

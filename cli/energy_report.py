@@ -69,8 +69,9 @@ def _g(value: float) -> str:
 def print_tables(report: dict, estimates) -> None:
     first = estimates[0]
     lower = "" if first.complete else " (lower bound)"
+    rated = ", at given firing rates" if report.get("rates") else ""
     table = Table(title=f"{escape(report['model'])}: per sample (all time steps), {first.profile} {first.regime}, "
-                        f"{first.convention} convention", box=box.SIMPLE_HEAD, show_footer=True)
+                        f"{first.convention} convention{rated}", box=box.SIMPLE_HEAD, show_footer=True)
     table.add_column("layer", "total" + lower, min_width=20, overflow="fold")
     table.add_column("in", no_wrap=True)
     for col in ("rate", "MACs", "ACs", "neuron upd.", "other ops"):
@@ -90,6 +91,11 @@ def print_tables(report: dict, estimates) -> None:
     per = "per sample" if source["per_sample"] else f"per batch of {source['samples']}"
     console.print(f"input: {escape(source['source'])}, shape {tuple(source['shape'])}; operand classes decided {per}; "
                   f"BatchNorm {report['bn']}")
+    if report.get("rates"):
+        given = report["rates"]
+        source = f" (source: {given['source']})" if given.get("source") else ""
+        console.print(f"firing rates given: {escape(given['given'])}{escape(source)}, for {len(given['layers'])} "
+                      "layers; the other layers keep their measured rates")
     t = report["totals"]
     console.print(f"params {report['params']:,}  MACs {t['macs']:.4g}  ACs {t['acs']:.4g}  dense {t['dense']:.4g}  "
                   f"neuron updates {t['neuron_updates']:.4g}  spikes {t['spikes']:.4g}  "

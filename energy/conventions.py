@@ -180,7 +180,11 @@ def with_rates(counts: OpCounts, rates: Mapping[str, float | Sequence[Sequence[f
 
     ``rates[layer]`` is either one input rate for every synaptic op of the layer, or one
     ``(rate_left, rate_right)`` pair per op in execution order (``None`` keeps the measured one).
-    Only rate-based conventions (spikformer, spikingformer) read rates; dense counts are kept.
+    Dense counts are kept. Rate-based conventions (spikformer, spikingformer) read the rates
+    directly; for the exact ones (snnas, spikingresformer, neurobench, spikingjelly) the
+    event-driven work of a rated op becomes its expectation at those rates: rate x dense ACs for
+    an event input (weights taken as non-zero), rate_left x rate_right x dense coincidences for
+    a spike x spike matmul. An op whose rated operand is real keeps its MACs.
     """
     import dataclasses
 
@@ -200,7 +204,31 @@ def with_rates(counts: OpCounts, rates: Mapping[str, float | Sequence[Sequence[f
             pairs = [tuple(p) for p in given]
             if len(pairs) != len(layer.records):
                 raise ValueError(f"{layer.name}: {len(pairs)} rate pairs for {len(layer.records)} ops")
-        records = [dataclasses.replace(r, rates=tuple(old if new is None else new for old, new in zip(r.operand_rates, p)))
-                   for r, p in zip(layer.records, [(p[0], p[1] if len(p) > 1 else None) for p in pairs])]
+        records = [_rated(r, (p[0], p[1] if len(p) > 1 else None)) for r, p in zip(layer.records, pairs)]
         layers.append(dataclasses.replace(layer, records=records))
     return dataclasses.replace(counts, layers=layers)
+
+
+_AC_OF_KIND = {BINARY: "ac", TERNARY: "ac_signed"}
+
+
+def _rated(rec: OpRecord, pair: tuple[float | None, float | None]) -> OpRecord:
+    """``rec`` at the given operand rates: nnz, exact event-driven counts and effective ops as expected there."""
+    import dataclasses
+
+    rates = tuple(float(old) if new is None else float(new) for old, new in zip(rec.operand_rates, pair))
+    nnz = tuple(n if new is None else r * m for n, new, r, m in zip(rec.nnz, pair, rates, rec.numel))
+    exact, effective = dict(rec.exact), rec.effective
+    events = [i for i, k in enumerate(rec.kinds) if k != REAL]
+    if rec.op != "matmul":
+        events = events[:1] if events and events[0] == 0 else []  # a conv / linear: only its input is events
+    if events and any(pair[i] is not None for i in events):
+        for key in ("ac", "ac_signed", "ac_multi", "ac_coincidence"):
+            exact.pop(key, None)
+        if len(events) == 2:
+            exact["ac_coincidence"] = rates[0] * rates[1] * rec.dense
+        else:
+            exact[_AC_OF_KIND.get(rec.kinds[events[0]], "ac_multi")] = rates[events[0]] * rec.dense
+        if effective is not None and rec.op != "matmul":
+            effective = rates[0] * rec.dense
+    return dataclasses.replace(rec, rates=rates, nnz=nnz, exact=exact, effective=effective)
