@@ -273,6 +273,17 @@ def _samples(args: tuple, batch_dim: int, batch: int) -> list[tuple]:
     return [tuple(pick(a, i) for a in args) for i in range(batch)]
 
 
+def _in_model_dtype(model: nn.Module, args: tuple) -> tuple:
+    """Floating inputs in the dtype of a model whose floating parameters all share one (a float16
+    model fed float32 images, as ``--input`` files and datasets hold them)."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if len(dtypes) != 1:
+        return args
+    dtype = dtypes.pop()
+    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dtype != dtype else a
+                 for a in args)
+
+
 def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *, batch_dim: int | None = 0,
               effective: bool = False, bn_folded: bool = True, per_sample: bool = True,
               module_types: Mapping[str, str] | None = None,
@@ -293,6 +304,7 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
     called after every pass.
     """
     args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    args = _in_model_dtype(model, args)
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     batch = 1
     if batch_dim is not None and tensors and tensors[0].dim() > batch_dim:

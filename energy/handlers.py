@@ -56,6 +56,13 @@ def _first(out) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- synaptic ops
+def _counting_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype counts are computed in: float32 for float32 and half models (every per-element count
+    is a whole number below 2**24, exact there; float16 overflows at 65,504 and bfloat16 rounds
+    above 256), float64 for float64 models. Sums are then taken in float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _conv(ctx: Context, a: dict, out) -> None:
     x, w, bias = a["input"], a["weight"], a.get("bias")
     stride, padding, dilation = a["stride"], a["padding"], a["dilation"]
@@ -78,11 +85,12 @@ def _conv(ctx: Context, a: dict, out) -> None:
         else:  # one ones-kernel channel per group: levels under every output position
             ones = torch.ones((groups, w.shape[1], *w.shape[2:]), dtype=inp.levels.dtype, device=x.device)
             hits = aten.convolution(inp.levels, ones, None, stride, padding, dilation, False, output_padding, groups)
-        exact = float(hits.sum()) * fan_out
+        exact = float(hits.sum(dtype=torch.float64)) * fan_out
     effective = None
     if ctx.effective:
-        effective = float(aten.convolution((x != 0).to(w.dtype), (w != 0).to(w.dtype), None, stride, padding,
-                                           dilation, transposed, output_padding, groups).sum())
+        exact_type = _counting_dtype(w.dtype)  # a count per output element, exact in this dtype
+        effective = float(aten.convolution((x != 0).to(exact_type), (w != 0).to(exact_type), None, stride, padding,
+                                           dilation, transposed, output_padding, groups).sum(dtype=torch.float64))
     bias_adds = _numel(out) if bias is not None else 0.0
     ctx.record(OpRecord("conv", dense, bias_adds, (inp.kind, REAL), (inp.nnz, float(w.numel())),
                         (float(inp.numel), float(w.numel())), {CHARGE_BY_KIND[inp.kind]: exact},
@@ -109,7 +117,7 @@ def _product(ctx: Context, left: torch.Tensor, right: torch.Tensor, bias_adds: f
         act_tensor, weight = (left, right) if data_left else (right, left)
         act = ctx.operand(act_tensor)
         fan_out = m if data_left else n
-        exact = dense if act.levels is None else float(act.levels.sum()) * fan_out * _reuse(act_tensor, batch)
+        exact = dense if act.levels is None else float(act.levels.sum(dtype=torch.float64)) * fan_out * _reuse(act_tensor, batch)
         ctx.record(OpRecord("linear", dense, bias_adds, (act.kind, REAL), (act.nnz, float(weight.numel())),
                             (float(act.numel), float(weight.numel())), {CHARGE_BY_KIND[act.kind]: exact},
                             _numel(out), effective))
@@ -118,9 +126,9 @@ def _product(ctx: Context, left: torch.Tensor, right: torch.Tensor, bias_adds: f
     if lo.levels is None and ro.levels is None:
         charge, exact = "mac", dense
     elif ro.levels is None:  # each event of the left operand accumulates one row of the right
-        charge, exact = CHARGE_BY_KIND[lo.kind], float(lo.levels.sum()) * m * _reuse(left, batch)
+        charge, exact = CHARGE_BY_KIND[lo.kind], float(lo.levels.sum(dtype=torch.float64)) * m * _reuse(left, batch)
     elif lo.levels is None:
-        charge, exact = CHARGE_BY_KIND[ro.kind], float(ro.levels.sum()) * n * _reuse(right, batch)
+        charge, exact = CHARGE_BY_KIND[ro.kind], float(ro.levels.sum(dtype=torch.float64)) * n * _reuse(right, batch)
     else:  # both events: coinciding non-zero pairs along the contracted dimension, level-weighted
         charge = "ac_coincidence"
         exact = float((lo.levels.to(torch.float64) @ ro.levels.to(torch.float64)).sum())
@@ -254,6 +262,34 @@ def _logical(ctx, a, out):
     _binary_elementwise(ctx, a, out, both_data="masks")
 
 
+# ----------------------------------------------------------------------------- accumulating writes
+def _index_put(ctx, a, out):
+    """``x[indices] = values`` moves data; with ``accumulate`` every value is added in."""
+    if a.get("accumulate"):
+        where = tuple(slice(None) if i is None else i for i in a["indices"])
+        ctx.add("reductions", float(a["self"][where].numel()))
+
+
+def _scatter(ctx, a, out):
+    """``scatter`` moves data; with ``reduce`` ('add', 'multiply') each indexed element combines."""
+    reduce = a.get("reduce")
+    if reduce is not None:
+        ctx.add("products" if reduce in ("multiply", "prod") else "reductions", _numel(a["index"]))
+
+
+def _scatter_reduce(ctx, a, out):
+    ctx.add("products" if a.get("reduce") == "prod" else "reductions", _numel(a["index"]))
+
+
+def _index_add(ctx, a, out):
+    ctx.add("reductions", _numel(a["source"]))
+
+
+def _col2im(ctx, a, out):
+    """``F.fold``: every column element is added into the image it overlaps."""
+    ctx.add("reductions", _numel(a["self"]))
+
+
 def _per_output(key: str) -> Handler:
     def handler(ctx, a, out):
         ctx.add(key, _numel(_first(out)))
@@ -315,6 +351,9 @@ HANDLERS: dict[str, Handler] = {
     "adaptive_max_pool2d": _per_input("pool"), "adaptive_max_pool3d": _per_input("pool"),
     "upsample_linear1d": _interpolate(2), "upsample_bilinear2d": _interpolate(4),
     "upsample_trilinear3d": _interpolate(8), "upsample_bicubic2d": _interpolate(16),
+    # writes that may accumulate
+    "index_put": _index_put, "_index_put_impl": _index_put, "scatter": _scatter, "scatter_add": _scatter_reduce,
+    "scatter_reduce": _scatter_reduce, "index_add": _index_add, "col2im": _col2im,
 }
 for _name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "var", "std", "var_mean", "std_mean",
               "linalg_vector_norm", "norm", "cumsum", "cumprod", "argmax", "argmin", "aminmax", "nansum",
@@ -338,11 +377,11 @@ FREE_OPS = frozenset({
     "adjoint", "movedim", "moveaxis", "swapaxes", "swapdims", "expand", "expand_as", "broadcast_to", "clone",
     "copy_", "copy", "detach", "alias", "lift", "lift_fresh", "lift_fresh_copy", "contiguous", "_to_copy", "to",
     "type_as", "_to_dim_order_copy", "resolve_conj", "resolve_neg", "conj", "_conj", "select", "slice",
-    "narrow", "unbind", "split", "split_with_sizes", "tensor_split", "chunk", "stack", "cat", "concat",
+    "narrow", "unbind", "split", "split_with_sizes", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
+    "tensor_split", "chunk", "stack", "cat", "concat",
     "concatenate", "hstack", "vstack", "squeeze", "unsqueeze", "flatten", "unflatten", "as_strided", "repeat",
-    "repeat_interleave", "tile", "index_select", "gather", "take", "index", "_unsafe_index", "index_put",
-    "_index_put_impl", "scatter", "masked_fill", "masked_select", "masked_scatter", "where", "roll", "flip",
-    "fliplr", "flipud", "rot90", "unfold", "im2col", "col2im", "diagonal", "diag", "diag_embed", "tril", "triu",
+    "repeat_interleave", "tile", "index_select", "gather", "take", "index", "_unsafe_index", "masked_fill", "masked_select", "masked_scatter", "where", "roll", "flip",
+    "fliplr", "flipud", "rot90", "unfold", "im2col", "diagonal", "diag", "diag_embed", "tril", "triu",
     "constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
     "replication_pad2d", "replication_pad3d", "circular_pad1d", "circular_pad2d", "circular_pad3d",
     "_pad_circular", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",

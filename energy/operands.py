@@ -89,8 +89,8 @@ def _quantum(values: torch.Tensor) -> float | None:
 
 def classify(x: torch.Tensor) -> Operand:
     """Classify ``x`` by its values; ``levels`` is what an event-driven layer accumulates."""
-    if not x.is_floating_point():
-        x = x.float()
+    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # levels are counted in float32 at least: exact whole numbers up to 2**24
     flat = x.reshape(-1)
     numel = x.numel()
     nnz = float(torch.count_nonzero(flat))
