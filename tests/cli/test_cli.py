@@ -64,6 +64,21 @@ def test_zoo_table_and_csv_name_every_variant():
     assert [r["name"] for r in rows] == list(ZOO)
 
 
+def test_zoo_show_prints_one_entry_whole_and_refuses_what_is_not_one():
+    out = snnas("zoo", "show", "sdt-8-768")
+    assert out.returncode == 0, out.stderr
+    for text in ("Spike-driven Transformer", "official code", "66.34 M published", "ImageNet top-1 % 77.07",
+                 "energy mJ 6.09", "288", "trained at 224 px", "stage 0:      8 blocks, width 768, 8 heads, sdsa",
+                 "img_size: 288", "head_neuron: true"):
+        assert text in out.stdout, text
+    shown = json.loads(snnas("zoo", "show", "spikformer-cifar10dvs-2-256", "-f", "json").stdout)
+    assert shown["arch"]["attn_scale"] == 0.25 and shown["published"] == {"cifar10dvs_top1": 80.9} and shown["cited"]
+    for args, message in ((("show", "spikformer-99-1"), "not a zoo model"), (("show",), "snnas zoo show NAME"),
+                          (("list",), "snnas zoo show NAME")):
+        bad = snnas("zoo", *args)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, args
+
+
 def test_bad_option_value_is_one_clear_error_without_traceback():
     out = snnas("zoo", "--format", "xml")
     assert out.returncode == 2
