@@ -242,25 +242,32 @@ def _run(model: nn.Module, args: tuple, counter: _Counter) -> None:
         runner = GraphRunner(enter=counter.enter, exit=counter.exit,
                              leaf=lambda m: counter.infos.get(id(m), ModuleInfo("", "", False, 0)).neuron)
         with torch.no_grad(), counter, _WholeOps(counter):
-            runner.call(model, args)
-        return
+            return runner.call(model, args)
     handles = []
     for module in model.modules():
         handles.append(module.register_forward_pre_hook(lambda m, a: counter.enter(m)))
         handles.append(module.register_forward_hook(lambda m, a, o: counter.exit(m, o)))
     try:
         with torch.no_grad(), counter, _WholeOps(counter):
-            model(*args)
+            return model(*args)
     finally:
         for handle in handles:
             handle.remove()
+
+
+# The output does not derive from the input as torch saw it: the forward left torch for a moment
+# (a NumPy encoder, ``.tolist()``, DLPack), and no work after that point was counted.
+LEFT_TORCH = "the output does not derive from the input (the forward left torch: NumPy, .tolist(), DLPack)"
 
 
 def _pass(model: nn.Module, args: tuple, infos: dict[int, ModuleInfo], **options) -> _Counter:
     reset_state(model)
     counter = _Counter(infos, model, **options)
     counter.mark(args)
-    _run(model, args, counter)
+    out = _run(model, args, counter)
+    outputs = list(_tensors(out))
+    if outputs and any(counter.is_data(t) for t in _tensors(args)) and not any(counter.is_data(t) for t in outputs):
+        counter.unsupported[LEFT_TORCH] += 1
     return counter
 
 
