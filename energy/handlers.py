@@ -262,6 +262,27 @@ def _logical(ctx, a, out):
     _binary_elementwise(ctx, a, out, both_data="masks")
 
 
+# ----------------------------------------------------------------------------- recurrent layers
+_RNN_GATES = {0: 1, 1: 1, 2: 4, 3: 3}  # mkldnn modes: RNN_RELU, RNN_TANH, LSTM, GRU
+
+
+def _mkldnn_rnn_layer(ctx, a, out):
+    """One direction of one layer of ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` on the CPU: the input
+    projection of every step (event-aware, as a linear layer), the hidden projection (the state is
+    real: dense MACs), and the gates' non-linearities and products."""
+    x, w_ih, w_hh = a["input"], a["weight0"], a["weight1"]
+    gates = w_ih.shape[0]  # gate count x hidden size
+    hidden = a["hidden_size"]
+    states = _first(out)  # [T, B, H] (or [B, T, H]): h_t, which h_{t-1} equals in class and size
+    bias_adds = float(x.shape[0] * x.shape[1] * gates) if a.get("has_biases") else 0.0
+    _product(ctx, x.reshape(-1, x.shape[-1]), w_ih.t(), bias_adds, states.reshape(-1, hidden).new_empty(0),
+             (True, False))
+    _product(ctx, states.reshape(-1, hidden), w_hh.t(), bias_adds, states.new_empty(0), (True, False))
+    steps = float(states.shape[0] * states.shape[1])
+    ctx.add("nonlinear", steps * (gates + (hidden if _RNN_GATES.get(a["mode"], 1) == 4 else 0)))
+    ctx.add("products", steps * hidden * {4: 3, 3: 3}.get(_RNN_GATES.get(a["mode"], 1), 0))
+
+
 # ----------------------------------------------------------------------------- accumulating writes
 def _index_put(ctx, a, out):
     """``x[indices] = values`` moves data; with ``accumulate`` every value is added in."""
@@ -351,6 +372,7 @@ HANDLERS: dict[str, Handler] = {
     "adaptive_max_pool2d": _per_input("pool"), "adaptive_max_pool3d": _per_input("pool"),
     "upsample_linear1d": _interpolate(2), "upsample_bilinear2d": _interpolate(4),
     "upsample_trilinear3d": _interpolate(8), "upsample_bicubic2d": _interpolate(16),
+    "mkldnn_rnn_layer": _mkldnn_rnn_layer,
     # writes that may accumulate
     "index_put": _index_put, "_index_put_impl": _index_put, "scatter": _scatter, "scatter_add": _scatter_reduce,
     "scatter_reduce": _scatter_reduce, "index_add": _index_add, "col2im": _col2im,

@@ -54,3 +54,13 @@ def test_recurrent_cells_are_counted_completely():
         counts = snnas.count(cell, inputs=(torch.rand(2, 8), state if gates == 3 else (state, state)))
         assert counts.complete, counts.unsupported
         assert counts.total("macs") == gates * 16 * (8 + 16)  # input and hidden projections of every gate
+
+
+def test_recurrent_layers_count_every_step_of_both_projections():
+    for layer, gates in ((nn.RNN(8, 16, batch_first=True), 1), (nn.GRU(8, 16, batch_first=True), 3),
+                         (nn.LSTM(8, 16, batch_first=True), 4)):
+        state = torch.rand(1, 2, 16) + 0.1
+        counts = snnas.count(layer, inputs=(torch.rand(2, 5, 8), state if gates != 4 else (state, state)),
+                             per_sample=False)
+        assert counts.complete, counts.unsupported
+        assert counts.total("macs") == 5 * gates * 16 * (8 + 16), layer  # per sample: 5 steps, both projections
