@@ -343,6 +343,52 @@ def _interpolate(taps: int) -> Handler:
     return handler
 
 
+def _log2(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def _sort(ctx, a, out):
+    """A comparison sort: n log2 n comparisons along the sorted dimension."""
+    x = a["self"]
+    n = x.shape[a.get("dim", -1)] if x.dim() else 1
+    ctx.add("activations", _numel(x) * _log2(n))
+
+
+def _topk(ctx, a, out):
+    """A heap of k along the dimension: n log2 k comparisons."""
+    ctx.add("activations", _numel(a["self"]) * _log2(int(a["k"]) + 1))
+
+
+def _fft(ctx, a, out):
+    """An FFT over the transformed dimensions: n log2 n complex products."""
+    x = a["self"]
+    n = math.prod(x.shape[d] for d in a["dim"]) if a.get("dim") else x.numel()
+    ctx.add("products", _numel(x) * _log2(n))
+
+
+def _cdist(ctx, a, out):
+    """Pairwise distances of ``x1 [.., P, M]`` and ``x2 [.., R, M]``: a product per pair and feature."""
+    _product(ctx, a["x1"], a["x2"].transpose(-1, -2), 0.0, out)
+
+
+def _pdist(ctx, a, out):
+    x = a["self"]
+    ctx.add("products", _numel(_first(out)) * x.shape[-1])
+
+
+def _embedding_bag(ctx, a, out):
+    """Each bag sums the rows its indices pick: one addition per index and feature."""
+    ctx.add("reductions", _numel(a["indices"]) * a["weight"].shape[-1])
+
+
+# Backward ops of the Core ATen opset: never run by a forward pass without gradients; if one is seen
+# it is reported as unsupported like any op without a handler.
+BACKWARD_OPS = frozenset({
+    "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
+    "max_pool2d_with_indices_backward", "native_group_norm_backward", "native_layer_norm_backward",
+})
+
+
 HANDLERS: dict[str, Handler] = {
     # synaptic
     "convolution": _conv, "_convolution": _conv, "mm": _mm, "addmm": _addmm, "bmm": _bmm, "baddbmm": _baddbmm,
@@ -373,6 +419,10 @@ HANDLERS: dict[str, Handler] = {
     "upsample_linear1d": _interpolate(2), "upsample_bilinear2d": _interpolate(4),
     "upsample_trilinear3d": _interpolate(8), "upsample_bicubic2d": _interpolate(16),
     "mkldnn_rnn_layer": _mkldnn_rnn_layer,
+    # the rest of the Core ATen opset that computes
+    "sort": _sort, "topk": _topk, "_fft_r2c": _fft, "_fft_c2r": _fft, "_fft_c2c": _fft, "_cdist_forward": _cdist,
+    "_pdist_forward": _pdist, "_embedding_bag": _embedding_bag, "grid_sampler_2d": _interpolate(4),
+    "fmod": _per_output("products"), "remainder": _per_output("products"),
     # writes that may accumulate
     "index_put": _index_put, "_index_put_impl": _index_put, "scatter": _scatter, "scatter_add": _scatter_reduce,
     "scatter_reduce": _scatter_reduce, "index_add": _index_add, "col2im": _col2im,
@@ -403,7 +453,8 @@ FREE_OPS = frozenset({
     "tensor_split", "chunk", "stack", "cat", "concat",
     "concatenate", "hstack", "vstack", "squeeze", "unsqueeze", "flatten", "unflatten", "as_strided", "repeat",
     "repeat_interleave", "tile", "index_select", "gather", "take", "index", "_unsafe_index", "masked_fill", "masked_select", "masked_scatter", "where", "roll", "flip",
-    "fliplr", "flipud", "rot90", "unfold", "im2col", "diagonal", "diag", "diag_embed", "tril", "triu",
+    "fliplr", "flipud", "rot90", "unfold", "im2col", "diagonal", "select_scatter", "slice_scatter",
+    "diagonal_scatter", "as_strided_scatter", "diag", "diag_embed", "tril", "triu",
     "constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
     "replication_pad2d", "replication_pad3d", "circular_pad1d", "circular_pad2d", "circular_pad3d",
     "_pad_circular", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
