@@ -18,6 +18,7 @@ TorchScript files are read by ``torch.jit.load`` after ``snnas.energy.programs``
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
@@ -106,6 +107,55 @@ def read_array(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
 _PICKLED_OBJECT_MEMBERS = ("custom_obj_", "opaque_obj_")
 
 
+def _cpu_devices(value):
+    """A JSON document with every device that is not the CPU (``{"type": "cuda", "index": 0}``) made CPU."""
+    if isinstance(value, dict):
+        if set(value) == {"type", "index"} and isinstance(value.get("type"), str) and value["type"] != "cpu":
+            return {"type": "cpu", "index": None}
+        return {k: _cpu_devices(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu_devices(v) for v in value]
+    return value
+
+
+def _on_cpu(path: Path):
+    """``path``, or an in-memory copy whose program and payload configs place every tensor on the CPU
+    when the archive was saved from a GPU (its loader would move them to a device this machine may
+    lack, and snnas counts on the CPU or moves the model itself)."""
+    import json
+
+    with zipfile.ZipFile(path) as archive:
+        programs = {info.filename: json.loads(archive.read(info)) for info in archive.infolist()
+                    if info.filename.endswith(".json")}
+        if all(_cpu_devices(doc) == doc for doc in programs.values()):
+            return str(path)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as copy:
+            for info in archive.infolist():
+                data = archive.read(info)
+                copy.writestr(info, json.dumps(_cpu_devices(programs[info.filename])).encode()
+                              if info.filename in programs else data)
+    buffer.seek(0)
+    return buffer
+
+
+@contextlib.contextmanager
+def _loads_on_cpu():
+    """Inside torch.export's loader, every ``torch.load`` maps tensors to the CPU (sample inputs saved
+    from a GPU would otherwise need one)."""
+    original = torch.load
+
+    def load(*args, **kwargs):
+        kwargs.setdefault("map_location", "cpu")
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
 def load_export_archive(path: Path):
     """``torch.export.load`` with every pickle in the archive read as weights only."""
     try:
@@ -120,7 +170,8 @@ def load_export_archive(path: Path):
     previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"  # read by torch.load at every call
     try:
-        return torch.export.load(str(path))
+        with _loads_on_cpu():
+            return torch.export.load(_on_cpu(path))
     except pickle.UnpicklingError as exc:
         found = _GLOBAL.search(_ANSI.sub("", str(exc)))
         refers = f" (it refers to {found.group(1)})" if found else ""

@@ -263,3 +263,17 @@ def test_scripted_and_traced_spiking_models_pass_the_checks(tmp_path):
                                                       ("symm_mem", "nvshmem_put", True)])
 def test_the_op_policy(namespace, name, refused):
     assert (op_refusal(namespace, name) is not None) == refused
+
+
+def test_an_export_file_saved_from_a_gpu_loads_on_the_cpu(tmp_path):
+    """An archive whose tensors and device arguments say CUDA (as torch.export.save writes one from a
+    GPU) loads and runs here, where torch has no CUDA: it was 'corrupt export file' after torch's log."""
+    def to_cuda(name, data):
+        return data.replace(b'"type": "cpu"', b'"type": "cuda"') if name.endswith(".json") else data
+    crafted = _rewrite(_clean_export(tmp_path), tmp_path / "cuda.pt2", to_cuda)
+    assert b'"cuda"' in zipfile.ZipFile(crafted).read(next(n for n in zipfile.ZipFile(crafted).namelist()
+                                                            if n.endswith("models/model.json")))
+    module = load_module_file(crafted).module
+    assert module(torch.rand(2, 4)).shape == (2, 4)
+    out = snnas("energy", str(crafted), "--shape", "2,4", "-f", "json")
+    assert out.returncode == 0, out.stderr
