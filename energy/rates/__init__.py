@@ -190,3 +190,23 @@ def _attention_pairs(origin: str, name: str, records, qkv: dict) -> list[tuple]:
         raise RatesError(f"{origin}: {name}: cannot tell the order of Q, K and V from the operand sizes; "
                          "give per-op pairs [[left, right], ...] instead")
     return [(k, v), (q, 1.0)] if kv_first else [(q, k), (1.0, v)]
+
+
+def apply(counts: OpCounts, rates: "str | Path | dict[str, Any] | RateTable") -> OpCounts:
+    """``counts`` at given firing rates: a rate-table file, ``"published:<zoo name>"``, a mapping or a table.
+
+    Every value is checked as a file's would be; a ``RatesError`` says what is wrong in one line.
+    """
+    from snnas.energy.conventions import with_rates
+
+    if isinstance(rates, RateTable):
+        table = rates
+    elif isinstance(rates, dict):
+        for layer, value in rates.items():
+            _check_value(Path("rates"), str(layer), value)
+        table = RateTable({str(k): v for k, v in rates.items()}, "rates")
+    elif str(rates).startswith("published:"):
+        table = published(str(rates)[len("published:"):])
+    else:
+        table = read_table(rates)
+    return with_rates(counts, resolve(table, counts))

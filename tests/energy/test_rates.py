@@ -183,3 +183,17 @@ def test_rates_published_reproduces_spikingformer_8_512s_log():
     assert report["rates"]["given"] == "published: spikingformer-8-512"
     assert report["energy"][0]["total_mj"] == pytest.approx(7.4635, rel=0.005)  # the log's own tolerance
     assert report["energy"][0]["total_mj"] == pytest.approx(7.463502601886196, rel=1e-6)  # in fact: its digits
+
+
+def test_apply_takes_a_file_a_mapping_or_a_published_name(tmp_path, tiny_counts):
+    from snnas.energy.rates import apply
+
+    layer = _event_layer(tiny_counts).name
+    path = tmp_path / "r.yaml"
+    path.write_text(f"{layer}: 0.5\n")
+    by_file, by_mapping = apply(tiny_counts, path), apply(tiny_counts, {layer: 0.5})
+    assert by_file.total("acs") == by_mapping.total("acs")
+    with pytest.raises(RatesError, match="nan"):
+        apply(tiny_counts, {layer: float("nan")})
+    with pytest.raises(RatesError, match="spikingformer-8-512"):
+        apply(tiny_counts, "published:spikformer-4-256")
