@@ -180,9 +180,11 @@ class _Counter(TorchDispatchMode):
         if not (any(self.is_data(t) for t in _tensors(args)) or any(self.is_data(t) for t in _tensors(kwargs))):
             return out  # works on weights, buffers and constants only: folded at deployment
         self.mark(out)
-        if self.neuron_depth:
-            return out
         name, base = _base_name(func)
+        if self.neuron_depth and base not in SYNAPTIC_OPS:
+            return out  # a neuron's own arithmetic is its neuron update; synapses inside it still count
+        if self.neuron_depth and all(self.is_data(t) for t in _tensors((args, kwargs))):
+            return out  # inside a neuron only products with a weight are synapses
         handler = (HANDLERS.get(name) or HANDLERS.get(base)) if func.namespace == "aten" else None
         if handler is not None:
             try:
@@ -254,6 +256,12 @@ def _run(model: nn.Module, args: tuple, counter: _Counter) -> None:
         for handle in handles:
             handle.remove()
 
+
+# Weighted sums: counted even inside a neuron module, whose synapses they are (snnTorch's RLeaky and
+# RSynaptic hold a recurrent Linear or conv, LinearLeaky and SLSTM their own weights); a spiking
+# neuron's own update is element-wise and stays one ``neuron_update``.
+SYNAPTIC_OPS = frozenset({"convolution", "_convolution", "mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv",
+                          "linear", "mkldnn_rnn_layer", "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"})
 
 # The output does not derive from the input as torch saw it: the forward left torch for a moment
 # (a NumPy encoder, ``.tolist()``, DLPack), and no work after that point was counted.
