@@ -84,7 +84,9 @@ PUBLISHED = {
     "spikformer-cifar10dvs-2-256": (2.57, {"cifar10dvs_top1": 80.9}),
     "spikformer-gesture-2-256": (2.57, {"gesture_top1": 98.3}),
     # Spikingformer (arXiv 2304.11954), ImageNet table; 7.46 mJ also in its public energy log
+    "spikingformer-8-384": (16.81, {"imagenet_top1": 72.45, "energy_mj": 4.69}),
     "spikingformer-8-512": (29.68, {"imagenet_top1": 74.79, "energy_mj": 7.46}),
+    "spikingformer-8-768": (66.34, {"imagenet_top1": 75.85, "energy_mj": 13.68}),
     # Spikformer V2 (arXiv 2401.02020), ImageNet 8-512 T=4
     "spikformer-v2-8-512": (None, {"imagenet_top1": 80.38}),
     # SpikingResformer (CVPR 2024), Table 1: params without BatchNorm; CIFAR: no direct-trained figure
@@ -152,7 +154,9 @@ ATTENTION_SCALES = {
     "spikformer-gesture-2-256": 0.25,
     "spikformer-v2-8-512": 0.125,  # no public code: Spikformer's ImageNet scale
     # zhouchenlin2096/Spikingformer @4378623 imagenet/model.py: self.scale = 0.125
+    "spikingformer-8-384": 0.125,
     "spikingformer-8-512": 0.125,
+    "spikingformer-8-768": 0.125,
     # zhouchenlin2096/QKFormer @c2a00e8 imagenet/qkformer.py: the SSA stage's self.scale = 0.125
     **{f"qkformer-10-{d}": 0.125 for d in (384, 512, 768)},
     "lsformer-4-384": 0.125,  # snnas's reading, as SSA
