@@ -144,6 +144,26 @@ def _inputs(m: _Model, *, input_file, shape, samples, data, seed):
     raise CliError("this model file has no input description: pass --data SPEC, --input FILE or --shape B,C,H,W")
 
 
+def _batch_axis(m: _Model, x, given: Optional[int], data: Optional[str]) -> int:
+    """--batch-dim, or the axis the model's inputs hold their batch on: 1 for the [T, B, ...] frames of
+    snnas models and event data and for spikingjelly multi-step modules, else 0 (said when a 5-axis
+    input may hold time first: splitting time into samples would count 1/T of the work)."""
+    if given is not None:
+        return given
+    if (m.arch is not None or data is not None) and x.dim() == 5:
+        return 1  # snnas models and event data take frames as [T, B, C, H, W]
+    if x.dim() >= 3 and any(getattr(module, "step_mode", None) == "m" for module in m.module.modules()):
+        err_console.print(f"note: spikingjelly multi-step modules take [T, B, ...]: axis 1 of the input "
+                          f"{list(x.shape)} is the batch (--batch-dim 0 to count axis 0 as samples)",
+                          markup=False, highlight=False)
+        return 1
+    if x.dim() == 5:
+        err_console.print(f"note: the input {list(x.shape)} has 5 axes; axis 0 is taken as the batch. If it is "
+                          "time ([T, B, C, H, W]), pass --batch-dim 1: each step counted as a sample would be 1/T "
+                          "of the work", markup=False, highlight=False)
+    return 0
+
+
 def _count(m: _Model, x, *, batch_dim: int, effective: bool, bn_folded: bool, desc: str):
     from snnas.energy.counting import count_ops
 
@@ -182,7 +202,9 @@ def energy(
                                                             "images) (default for snnas models: the data a "
                                                             "checkpoint was trained on, else embedded digits)."),
     samples: int = typer.Option(16, "--samples", min=1, max=100_000, help="Images to count on (--data or digits)."),
-    batch_dim: int = typer.Option(0, "--batch-dim", min=0, help="Axis of the batch in the input (1 for [T, B, ...])."),
+    batch_dim: Optional[int] = typer.Option(None, "--batch-dim", min=0, show_default=False,
+                                            help="Axis of the batch in the input (1 for [T, B, ...]); default 0, or 1 "
+                                                 "for snnas models, event data and spikingjelly multi-step models."),
     time_steps: Optional[int] = typer.Option(None, "--time-steps", "-T", min=1, max=10_000,
                                              help="Override T (snnas models)."),
     seed: int = typer.Option(0, "--seed", help="Seed of zoo models' random weights and of --shape inputs."),
@@ -215,8 +237,7 @@ def energy(
                           "firing are then not meaningful", markup=False, highlight=False)
     dev = resolve_device(device)
     m.module, x = m.module.to(dev), x.to(dev)
-    if (m.arch is not None or data is not None) and x.dim() == 5 and batch_dim == 0:
-        batch_dim = 1  # snnas models and event data take frames as [T, B, C, H, W]
+    batch_dim = _batch_axis(m, x, batch_dim, data)
     counts = _count(m, x, batch_dim=batch_dim, effective=conv.needs_effective, bn_folded=bn is BatchNorm.folded,
                     desc=desc)
     counts, rates_info = _given_rates(table, counts, convention)
