@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -51,16 +52,23 @@ def root(
     """snnas: search spiking transformers for accuracy per joule, and price any spiking model's energy."""
 
 
-app.command("search")(search.search)
-app.command("train")(train.train)
-app.command("evaluate")(train.evaluate)
-app.command("report")(report.report)
-app.add_typer(arch.app, name="arch")
-app.command("dashboard")(dashboard.dashboard)
-app.add_typer(space.app, name="space")
-app.command("zoo")(zoo.zoo)
-app.command("energy")(energy.energy)
-app.command("profiles")(profiles.profiles)
+def _help(command) -> str:
+    """A command's docstring as help text: its paragraphs each joined into one line, so that the
+    terminal wraps them (the docstring's own line breaks would show as hard breaks in --help)."""
+    text = inspect.cleandoc(command.__doc__ or "")
+    return "\n\n".join(" ".join(line.strip() for line in block.splitlines()) for block in text.split("\n\n"))
+
+
+for _name, _command in (("search", search.search), ("train", train.train), ("evaluate", train.evaluate),
+                        ("report", report.report), ("arch", arch.app), ("dashboard", dashboard.dashboard),
+                        ("space", space.app), ("zoo", zoo.zoo), ("energy", energy.energy),
+                        ("profiles", profiles.profiles)):
+    if isinstance(_command, typer.Typer):  # a group: its sub-commands' help the same way
+        for _info in _command.registered_commands:
+            _info.help = _info.help or _help(_info.callback)
+        app.add_typer(_command, name=_name)
+    else:
+        app.command(_name, help=_help(_command))(_command)
 
 
 def main() -> None:

@@ -83,3 +83,14 @@ def test_bad_option_value_is_one_clear_error_without_traceback():
     out = snnas("zoo", "--format", "xml")
     assert out.returncode == 2
     assert "xml" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_help_paragraphs_wrap_with_the_terminal_not_the_docstring():
+    """A docstring's own line breaks would show as hard breaks in --help: each paragraph is one line."""
+    import os
+
+    for command, words in ((["zoo"], "'all' includes BatchNorm affine parameters, 'no_bn' excludes them"),
+                           (["arch", "front"], "best objective first (one per line, for a shell loop")):
+        out = subprocess.run([sys.executable, "-m", "snnas", *command, "--help"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "250"}, timeout=60)
+        assert out.returncode == 0 and words in out.stdout, out.stdout
