@@ -152,7 +152,8 @@ def _batch_axis(m: _Model, x, given: Optional[int], data: Optional[str]) -> int:
         return given
     if (m.arch is not None or data is not None) and x.dim() == 5:
         return 1  # snnas models and event data take frames as [T, B, C, H, W]
-    if x.dim() >= 3 and any(getattr(module, "step_mode", None) == "m" for module in m.module.modules()):
+    multi_step = any(getattr(module, "step_mode", None) == "m" for module in m.module.modules())
+    if x.dim() in (3, 5) and multi_step:  # [T, B, F] or [T, B, C, H, W]; a 4-axis input is taken as images
         err_console.print(f"note: spikingjelly multi-step modules take [T, B, ...]: axis 1 of the input "
                           f"{list(x.shape)} is the batch (--batch-dim 0 to count axis 0 as samples)",
                           markup=False, highlight=False)
