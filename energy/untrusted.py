@@ -80,6 +80,8 @@ def unpickle_restricted(blob: bytes, *, allowed: Iterable[tuple[str, str]], orig
         return _AllowList(io.BytesIO(blob), frozenset(allowed), origin).load()
     except RefusedFile:
         raise
+    except MemoryError:
+        raise RefusedFile(f"{origin}: the pickle describes more data than fits in memory; refused") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise RefusedFile(f"{origin}: corrupt pickle ({type(exc).__name__}: {plain(str(exc))[:120]})") from None
 

@@ -53,6 +53,9 @@ class Dataset:
         return digest.hexdigest()[:16]
 
 
+MAX_CLASSES = 100_000  # as ArchConfig's num_classes (snnas.nas.models.arch.LIMITS)
+
+
 def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Dataset:
     if images.ndim == 3:
         images = images[:, None]
@@ -70,6 +73,9 @@ def _check(images: np.ndarray, labels: np.ndarray, where: str) -> Dataset:
             raise DataError(f"{where}: labels must be integers, got {labels.dtype}")
     if len(labels) == 0 or labels.min() < 0:
         raise DataError(f"{where}: labels must be non-negative integers and there must be at least one sample")
+    if int(labels.max()) >= MAX_CLASSES:  # the label sets the classifier's width: 1e9 would be a 1e9-wide head
+        raise DataError(f"{where}: label {int(labels.max())} is not below {MAX_CLASSES:,}; labels must number the "
+                        "classes from 0")
     classes = np.unique(labels)
     if len(classes) < 2:
         raise DataError(f"{where}: only one class ({classes[0] if len(classes) else '-'}); a classifier needs two or more")

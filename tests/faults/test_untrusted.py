@@ -150,3 +150,23 @@ def test_an_empty_or_torn_torch_file_says_why_in_one_line(tmp_path, content, why
         read_torch_save(path, origin=str(path))
     message = str(info.value)
     assert message.startswith(f"{path}: not a readable torch file ") and why in message and "()" not in message
+
+
+def test_a_cifar_pickle_declaring_a_huge_array_is_one_refusal(tmp_path):
+    """numpy's _reconstruct (allowed: ndarrays are what CIFAR batches hold) allocates the shape the
+    pickle declares; a shape beyond memory is refused in one line, not a MemoryError traceback."""
+    import pickle
+
+    import numpy as np
+    from numpy._core.multiarray import _reconstruct
+
+    from snnas.energy.untrusted import RefusedFile, unpickle_restricted
+    from snnas.nas.data.images import CIFAR_PICKLE_GLOBALS
+
+    class _Bomb:
+        def __reduce__(self):
+            return _reconstruct, (np.ndarray, (10**13,), b"b")
+
+    blob = pickle.dumps({b"data": _Bomb(), b"labels": [0, 1]}, protocol=2)
+    with pytest.raises(RefusedFile, match="more data than fits in memory"):
+        unpickle_restricted(blob, allowed=CIFAR_PICKLE_GLOBALS, origin="data_batch_1")

@@ -313,3 +313,14 @@ def test_cifar_batches_come_in_their_order_training_first(tmp_path):
         (tmp_path / name).write_bytes(pickle.dumps(batch))
     data = load_dataset(f"cifar10:{tmp_path}")
     assert (data.images[:, 0, 0, 0] * 255).round().tolist() == [2, 2, 1, 1, 0, 0] and data.test_from == 4
+
+
+def test_a_label_beyond_the_class_limit_is_refused_naming_it(tmp_path):
+    import numpy as np
+
+    from snnas.nas.data import DataError, load_dataset
+
+    path = tmp_path / "huge_label.npz"
+    np.savez(path, x=np.zeros((4, 8, 8), dtype=np.uint8), y=np.array([0, 1, 2, 10**9]))
+    with pytest.raises(DataError, match="label 1000000000 is not below 100,000"):
+        load_dataset(str(path))
