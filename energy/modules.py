@@ -31,6 +31,7 @@ IMPORTABLE = {"spikingjelly", "snntorch", "norse"}
 # class names taken as neurons when the class itself cannot be resolved
 NEURON_NAME = re.compile(r"(Node|Neuron|LIF|IF|Leaky|Lapicque|Synaptic|Alpha|Izhikevich)$")
 _MANGLE = re.compile(r"\.___torch_mangle_\d+")
+_CALL = re.compile(r"@\d+(?=\.|$)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def describe(model: nn.Module, module_types: Mapping[str, str] | None = None) ->
     scripted = isinstance(model, torch.jit.ScriptModule)
     infos: dict[int, ModuleInfo] = {}
     for name, module in model.named_modules():
+        name = _CALL.sub("", name)  # torch.export names a module's k-th extra call "lif@k": one layer, k+1 calls
         qualname = None
         if scripted:
             qualname = module._c._type().qualified_name()

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from spikingjelly.activation_based import neuron, surrogate
 from spikingjelly.activation_based.functional import set_step_mode
 from spikingjelly.activation_based.model import (ms_resnet, parametric_lif_net, qkformer, spike_driven_transformer,
@@ -190,3 +191,26 @@ def test_a_file_saved_after_a_forward_pass_without_reset_is_noted_and_a_clean_on
                 assert len(notes) == 1 and f"before it was {how} without spikingjelly's functional.reset_net" in notes[0]
             else:
                 assert notes == (), name
+
+
+class _SingleStepLoop(nn.Module):
+    """A neuron called once per time step (snnTorch's loop, spikingjelly single-step, SNASNet)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+        self.lif = neuron.LIFNode()
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, x):  # [T, B, 8]
+        total = 0
+        for step in x:
+            total = total + self.out(self.lif(self.fc(step)))
+        return total
+
+
+def test_a_neuron_called_once_per_step_is_one_layer_with_t_steps_in_every_format(tmp_path):
+    """torch.export names the 2nd..T-th calls 'lif@1', 'lif@2' ...: they are the same neuron layer
+    (an exported SNASNet counted half its neuron updates)."""
+    x = torch.rand(4, 2, 8) * 3
+    _assert_same_in_every_format(_SingleStepLoop(), x, tmp_path, batch_dim=1)
