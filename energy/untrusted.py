@@ -247,7 +247,15 @@ import zlib  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 MAX_DATA_ENV = "SNNAS_MAX_DATA_BYTES"
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int | None:
+    """A size as users write it (``8G``, ``512M``, ``1.5GiB``, ``1000``) in bytes; None if it is not one."""
+    match = _SIZE.match(text)
+    if not match:
+        return None
+    return int(float(match.group(1)) * (1 << (10 * " kmgt".index(match.group(2).lower() or " "))))
 
 
 def available_memory() -> int | None:
@@ -271,10 +279,10 @@ def max_data_bytes() -> tuple[int, str]:
     it; else a quarter of the memory available when the file is read."""
     value = os.environ.get(MAX_DATA_ENV, "")
     if value.strip():
-        match = _SIZE.match(value)
-        if not match or int(match.group(1)) < 1:
+        size = parse_size(value)
+        if not size or size < 1:
             raise RefusedFile(f"{MAX_DATA_ENV}={value!r}: expected a positive number of bytes (such as 8G)")
-        return int(match.group(1)) << (10 * " kmgt".index(match.group(2).lower() or " ")), f"set by {MAX_DATA_ENV}"
+        return size, f"set by {MAX_DATA_ENV}"
     have = available_memory()
     if have is None:
         return 1 << 62, "none known"

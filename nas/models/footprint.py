@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import weakref
 from dataclasses import dataclass
 
@@ -87,27 +86,18 @@ def footprint(arch: ArchConfig) -> Footprint:
     return Footprint(parameters, parameters * _FLOAT_BYTES, tally.peak, tally.total)
 
 
-def _parse_bytes(text: str) -> int:
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
-    if not found:
-        raise ModelTooLarge(f"{MEMORY_ENV}={text!r}: not a size (bytes, or a number with K, M, G or T)")
-    scale = 1024 ** " KMGT".index(found.group(2).upper() or " ")
-    return int(float(found.group(1)) * scale)
-
-
 def memory_limit_bytes() -> int:
-    """``SNNAS_MAX_MEMORY`` if set, else the memory this machine has available now (Linux
-    /proc/meminfo), else its physical memory."""
+    """``SNNAS_MAX_MEMORY`` if set, else the memory this machine has available now (the same reading
+    the data limits use: Linux MemAvailable, else free pages), else its physical memory."""
+    from snnas.energy.untrusted import available_memory, parse_size
+
     if os.environ.get(MEMORY_ENV):
-        return _parse_bytes(os.environ[MEMORY_ENV])
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        size = parse_size(os.environ[MEMORY_ENV])
+        if size is None:
+            raise ModelTooLarge(f"{MEMORY_ENV}={os.environ[MEMORY_ENV]!r}: not a size (bytes, or a number with K, "
+                                "M, G or T)")
+        return size
+    return available_memory() or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _gib(nbytes: float) -> str:
