@@ -32,8 +32,9 @@ class _Model:
     data_spec: str | None = None  # snnas model files from snnas train: the data they were trained on
 
 
-def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: int, rated: bool = False) -> _Model:
-    """A zoo name (random weights, seeded) or a model file of any supported kind."""
+def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: int, rated: bool = False,
+             official: bool = False) -> _Model:
+    """A zoo name (random weights, seeded, unless ``official`` weights follow) or a model file of any supported kind."""
     import torch
 
     from snnas.energy.loading import load_module_file, read_torch_save, sniff
@@ -44,8 +45,9 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
 
     if spec in ZOO:
         rest = " (layers the rate table does not name keep these rates)" if rated else ""
-        err_console.print(f"note: {spec} is built with random weights (seed {seed}, --seed): firing rates, and so "
-                          f"ACs, are not those of the trained network{rest}", markup=False, highlight=False)
+        if not official:
+            err_console.print(f"note: {spec} is built with random weights (seed {seed}, --seed): firing rates, and "
+                              f"so ACs, are not those of the trained network{rest}", markup=False, highlight=False)
         arch = ZOO[spec].arch if time_steps is None else ZOO[spec].arch.replace(time_steps=time_steps)
         check_fits(arch, what=f"{spec} at T={arch.time_steps}")
         torch.manual_seed(seed)
@@ -73,6 +75,23 @@ def _resolve(spec: str, *, trust_pickle: bool, time_steps: Optional[int], seed: 
         raise CliError(f"--time-steps applies to snnas models and zoo names; {path} is a {loaded.kind} file "
                        "whose time steps are fixed by its inputs")
     return _Model(loaded.module, None, loaded.example_inputs, loaded.module_types, loaded.kind)
+
+
+def _official_weights(m: _Model, spec: str, weights: Optional[Path]) -> None:
+    """Load an official checkpoint (--weights) into a zoo network or an snnas model."""
+    if weights is None:
+        return
+    if m.arch is None:
+        raise CliError(f"--weights loads official checkpoints into zoo names and snnas models; {spec} is a "
+                       f"{m.kind} file")
+    from snnas.nas.models.weights import WeightsError, load_official
+
+    try:
+        info = load_official(m.module, weights)
+    except WeightsError as exc:
+        raise CliError(str(exc)) from None
+    err_console.print(f"note: {spec} runs with the weights of {weights} ({info.tensors} tensors of the official "
+                      f"{info.family} checkpoint)", markup=False, highlight=False)
 
 
 def _read_input(path: Path):
@@ -221,6 +240,10 @@ def energy(
     rates: Optional[str] = typer.Option(None, "--rates", help="Price at these firing rates: a YAML or CSV rate "
                                         "table (per layer, or q/k/v per attention), or 'published' for the "
                                         "table shipped with a zoo entry (see docs: reproducing papers)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="An official checkpoint (Spikformer, "
+                                           "Spikingformer, Spike-driven Transformer, QKFormer, SpikingResformer) "
+                                           "loaded into MODEL, a zoo name or snnas model of that family; read as "
+                                           "tensors only."),
 ) -> None:
     """Count MACs, ACs and other operations per layer, and price them on hardware profiles."""
     from snnas.energy.conventions import get_convention
@@ -231,7 +254,9 @@ def energy(
     profiles = [load_profile(p) for p in profile]
     fmt = _output_format(fmt, output)
     table = _rate_table(rates, model)
-    m = _resolve(model, trust_pickle=trust_pickle, time_steps=time_steps, seed=seed, rated=table is not None)
+    m = _resolve(model, trust_pickle=trust_pickle, time_steps=time_steps, seed=seed, rated=table is not None,
+                 official=weights is not None)
+    _official_weights(m, model, weights)
     x, desc = _inputs(m, input_file=input_file, shape=shape, samples=samples, data=data, seed=seed)
     if not bool(x.isfinite().all()):
         err_console.print(f"warning: the input ({desc}) holds NaN or infinite values; the model's output and its "

@@ -126,6 +126,11 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (mixed precision on CUDA)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=4096, show_default=False,
                                           help="Torch CPU threads (default: torch's)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", show_default=False,
+                                           help="Fine-tune from an official checkpoint (Spikformer, Spikingformer, "
+                                                "Spike-driven Transformer, QKFormer, SpikingResformer) of ARCH's "
+                                                "family, read as tensors only; the classifier starts afresh when "
+                                                "the data has another class count."),
 ) -> None:
     """Train an architecture fully (the seed papers' recipe); rerun the same command to resume after a stop."""
     import torch
@@ -142,7 +147,8 @@ def train(
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup,
                     label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed, event_aug=event_aug)
     folder = out or _default_out(source)
-    result = _run_training(source, spec, dataset, arch, recipe, folder, dev)
+    init = _official_start(weights, source, arch)
+    result = _run_training(source, spec, dataset, arch, recipe, folder, dev, init)
     _report_trained(source, spec, dataset, result, folder, profiles=profiles, convention=convention,
                     samples=energy_samples, epochs=epochs, device=dev)
 
@@ -167,7 +173,26 @@ def _what_to_train(arch_ref, storage, data, time_steps, resolution, batch_size):
     return source, spec, dataset, arch
 
 
-def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev):
+def _official_start(weights: Optional[Path], source, arch) -> dict | None:
+    """The state dict a fine-tuning starts from: ``weights`` mapped into ``arch`` (None without --weights)."""
+    if weights is None:
+        return None
+    from snnas.nas.models import build_model
+    from snnas.nas.models.weights import WeightsError, load_official
+
+    model = build_model(arch)
+    head = arch.num_classes == source.arch.num_classes
+    try:
+        info = load_official(model, weights, head=head)
+    except WeightsError as exc:
+        raise CliError(str(exc)) from None
+    _note(f"starting from {weights}: {info.tensors} tensors of the official {info.family} checkpoint"
+          + ("" if head else f"; the classifier starts afresh ({arch.num_classes} classes, the checkpoint's "
+                             f"{source.arch.num_classes})"))
+    return model.state_dict()
+
+
+def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev, init: dict | None = None):
     """``train_model`` with a progress display; a stop keeps the epochs done and exits 130 / 143."""
     from snnas.nas.train.training import train_model
 
@@ -180,7 +205,8 @@ def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev):
     try:
         with display:
             result = train_model(arch, dataset, recipe, folder, device=dev, on_step=display.step,
-                                 on_epoch=display.epoch, info={"data_spec": spec, "source": source.provenance()})
+                                 on_epoch=display.epoch, info={"data_spec": spec, "source": source.provenance()},
+                                 init=init)
     except KeyboardInterrupt as exc:
         kept = _epochs_done(folder)
         err_console.print(f"{'terminated' if isinstance(exc, _Stopped) else 'interrupted'}: {kept} of {recipe.epochs} "
@@ -246,7 +272,8 @@ def _evaluate_file(path: Path, dataset, spec: str, *, profiles, convention: str,
 
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="An snnas model file (best.pt / last.pt from snnas train, or "
-                                                "snnas.save_model)."),
+                                                "snnas.save_model); with --weights, the architecture: a zoo name, "
+                                                "an architecture file or an snnas model file."),
     data: Optional[str] = typer.Option(None, "--data", show_default=False,
                                        help="Data whose held-out images to test on (default: the training data "
                                             "recorded in the checkpoint, else digits)."),
@@ -259,16 +286,71 @@ def evaluate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON report to this file."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Write a per-layer firing-rate figure: "
                                                                  "FIGURE.png, .pdf and .svg."),
+    weights: Optional[Path] = typer.Option(None, "--weights", show_default=False,
+                                           help="Evaluate an official checkpoint (Spikformer, Spikingformer, "
+                                                "Spike-driven Transformer, QKFormer, SpikingResformer) loaded into "
+                                                "CHECKPOINT's architecture; read as tensors only."),
 ) -> None:
     """Accuracy, per-layer firing rates and energy per profile of a trained model, in one report."""
     from snnas.energy.conventions import get_convention
     from snnas.energy.profile import load_profile
-    from snnas.nas.models.checkpoint import is_snnas_file
 
     get_convention(convention)
     profiles = [load_profile(p) for p in profile]
     if fmt is OutputFormat.csv:
         raise CliError("--format csv: evaluate writes table or json (snnas energy writes per-layer CSV)")
+    if weights is not None:
+        report, label, dataset = _evaluate_official(str(checkpoint), weights, data, profiles=profiles,
+                                                    convention=convention, samples=samples, device=device)
+    else:
+        report, label, dataset = _evaluate_snnas(checkpoint, data, profiles=profiles, convention=convention,
+                                                 samples=samples, device=device)
+    if figure is not None:
+        from snnas.nas.train.evaluate import plot_rates
+
+        paths = plot_rates(report, figure, title=f"{label}: firing rate per layer on {dataset.name}")
+        err_console.print(f"wrote {', '.join(map(str, paths))}", markup=False, highlight=False)
+    text = json.dumps(report, indent=2)
+    if output is not None:
+        write_text_atomic(output, text)
+        err_console.print(f"wrote {output}", markup=False, highlight=False)
+    if fmt is OutputFormat.json or (fmt is None and output is not None):
+        if output is None:
+            print(text)
+        return
+    _print_evaluation(report)
+
+
+def _evaluate_official(arch_ref: str, weights: Path, data: Optional[str], *, profiles, convention, samples, device):
+    """(report, label, dataset) of an official checkpoint loaded into the architecture ``arch_ref`` names."""
+    from snnas.nas.models import build_model
+    from snnas.nas.models.weights import WeightsError, load_official
+    from snnas.nas.report.archref import ArchRefError, resolve_arch
+    from snnas.nas.train.evaluate import evaluate_model
+
+    try:
+        source = resolve_arch(arch_ref)
+        model = build_model(source.arch)
+        info = load_official(model, weights)
+    except (ArchRefError, WeightsError) as exc:
+        raise CliError(str(exc)) from None
+    spec = data or "digits"
+    dataset = _load_data(spec, what="--data")
+    try:
+        report = evaluate_model(model, source.arch, dataset, profiles=profiles, convention=convention,
+                                samples=samples, device=resolve_device(device))
+    except ValueError as exc:
+        raise CliError(f"{weights}: {exc}") from None
+    report["checkpoint"] = {"path": str(weights), "official": info.family, "code": info.code,
+                            "architecture": source.provenance()}
+    report["data"]["spec"] = spec
+    return report, f"{source.label} ({info.family} weights)", dataset
+
+
+def _evaluate_snnas(checkpoint: Path, data: Optional[str], *, profiles, convention, samples, device):
+    """(report, label, dataset) of an snnas model file."""
+    from snnas.nas.models.checkpoint import is_snnas_file
+
     if not checkpoint.is_file():
         from snnas.energy.loading import not_a_file
 
@@ -286,21 +368,8 @@ def evaluate(
                             device=resolve_device(device))
     if report["data"]["same_as_training"] is False:
         _note(f"{spec} is not the data {checkpoint} was trained on ({recorded or 'recorded in the file'})")
-    if figure is not None:
-        from snnas.nas.train.evaluate import plot_rates
-
-        label = ((obj.get("meta") or {}).get("source") or {}).get("label") or checkpoint.name
-        paths = plot_rates(report, figure, title=f"{label}: firing rate per layer on {dataset.name}")
-        err_console.print(f"wrote {', '.join(map(str, paths))}", markup=False, highlight=False)
-    text = json.dumps(report, indent=2)
-    if output is not None:
-        write_text_atomic(output, text)
-        err_console.print(f"wrote {output}", markup=False, highlight=False)
-    if fmt is OutputFormat.json or (fmt is None and output is not None):
-        if output is None:
-            print(text)
-        return
-    _print_evaluation(report)
+    label = ((obj.get("meta") or {}).get("source") or {}).get("label") or checkpoint.name
+    return report, label, dataset
 
 
 def _print_evaluation(report: dict) -> None:

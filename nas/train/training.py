@@ -289,9 +289,12 @@ class _State:
     epoch: int  # epochs finished
 
 
-def _fresh(arch: ArchConfig, recipe: Recipe, device: torch.device) -> _State:
+def _fresh(arch: ArchConfig, recipe: Recipe, device: torch.device, init: dict | None = None) -> _State:
     torch.manual_seed(recipe.seed)
-    model = build_model(arch).to(device)
+    model = build_model(arch)
+    if init is not None:
+        model.load_state_dict(init)
+    model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
     return _State(model, optimiser, scaler, torch.Generator().manual_seed(recipe.seed), [], 0)
@@ -380,8 +383,9 @@ def _epoch(state: _State, x, y, recipe: Recipe, num_classes: int, device, on_ste
 def train_model(arch: ArchConfig, data: Dataset, recipe: Recipe, folder: Path, *, device: torch.device,
                 on_step: Callable[[int, int, float, float], None] | None = None,
                 on_epoch: Callable[[EpochMetrics], None] | None = None, test_batch: int = 256,
-                info: dict | None = None) -> TrainResult:
+                info: dict | None = None, init: dict | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe`` into ``folder`` (resuming a run found there).
+    ``init``: a state dict a fresh run starts from (fine-tuning), not used when resuming.
 
     ``info`` goes into every checkpoint's ``meta``: ``data_spec`` (how to load the data again)
     and ``source`` (where the architecture came from: a zoo name, a study's trial)."""
@@ -395,7 +399,7 @@ def train_model(arch: ArchConfig, data: Dataset, recipe: Recipe, folder: Path, *
         raise TrainError(f"--batch-size {recipe.batch_size}: more than the {len(y)} training images of {data.name}")
     x, test_x = (fit_images(t, channels=arch.in_channels, size=arch.img_size) for t in (x, test_x))
     folder.mkdir(parents=True, exist_ok=True)
-    state = _resume(folder, arch, recipe, data, device) or _fresh(arch, recipe, device)
+    state = _resume(folder, arch, recipe, data, device) or _fresh(arch, recipe, device, init)
     resumed_from = state.epoch
     best = max((m.test_accuracy for m in state.metrics), default=-1.0)
     while state.epoch < recipe.epochs:
