@@ -279,6 +279,12 @@ def search(
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0,
                                                help="This worker's number when several machines share a "
                                                     "--storage study (seeds its sampler; default: from host and pid)."),
+    rungs: Optional[str] = typer.Option(None, "--rungs", show_default=False,
+                                        help="Multi-fidelity: proxy training steps of each rung, e.g. 100,300,900. "
+                                             "Every candidate trains on the first rung; the best 1/--eta of a rung "
+                                             "(Pareto rank in score and energy) go on to the next (docs: Searching). "
+                                             "Default: every candidate gets the same proxy (--steps, --runs)."),
+    eta: int = typer.Option(3, "--eta", min=2, max=100, help="Multi-fidelity reduction factor (with --rungs)."),
     heartbeat: int = typer.Option(30, "--heartbeat", min=1, max=86_400, help="Database storages: seconds between heartbeats; "
                                                                 "a trial silent for twice this is retried."),
 ) -> None:
@@ -290,7 +296,7 @@ def search(
                               profiles=tuple(profile), convention=convention, max_params=max_params,
                               max_energy_mj=max_energy, storage=storage, train_size=train_size, val_size=val_size,
                               resolution=resolution, workers=_default_workers(workers, device, storage, worker_index),
-                              threads=threads, heartbeat_s=heartbeat,
+                              threads=threads, heartbeat_s=heartbeat, rungs=_rungs(rungs), eta=eta,
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr,
                                                            bn_init_gain=bn_gain, seed=seed, runs=runs, score=score))
     space, dataset, split, dev = _prepare(settings, space_file, data, device, worker_index)
@@ -318,6 +324,17 @@ def search(
                               f"{entry['refined_accuracy'] * 100:.1f}% after {entry['steps']} steps; {entry['model']}",
                               highlight=False)
     _finish(settings, study_obj, run_info, start, interrupted)
+
+
+def _rungs(text: str | None) -> tuple[int, ...] | None:
+    from snnas.nas.search.rungs import parse_rungs
+
+    if text is None:
+        return None
+    try:
+        return parse_rungs(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _default_workers(workers, device: str, storage, worker_index) -> int:

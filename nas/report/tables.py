@@ -22,7 +22,7 @@ STATE = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.F
          optuna.trial.TrialState.PRUNED: "pruned", optuna.trial.TrialState.RUNNING: "running",
          optuna.trial.TrialState.WAITING: "waiting"}
 ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(ArchConfig) if f.name != "notes")
-INT_COLUMNS = ("trial", "params", "seed", "threads", "duplicate_of",
+INT_COLUMNS = ("trial", "params", "seed", "threads", "duplicate_of", "rung", "cost_images",
                *(f.name for f in dataclasses.fields(ArchConfig) if f.type == "int"))
 SIGNIFICANT = 6  # digits kept of each float in trials.csv / pareto.csv (the study keeps full precision)
 # Figures sized for one column of a two-column paper, in the fonts of the text.
@@ -74,8 +74,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row[f"energy_complete[{name}]"] = (ua.get("energy_complete") or {}).get(name)
         for key in ("likelihood", "val_loss", "soft_accuracy", "params", "dense", "macs", "acs", "firing_rate",
                     "zero_cost", "loss", "train_time_s",
-                    "eval_time_s", "count_time_s", "score_time_s", "duration_s", "seed", "threads"):
+                    "eval_time_s", "count_time_s", "score_time_s", "duration_s", "seed", "threads", "rung",
+                    "cost_images"):
             row[key] = ua.get(key)
+        rungs = ua.get("rungs") or {}
+        row["rung_scores"] = "/".join(f"{rungs[k]['score']:.4g}" for k in sorted(rungs, key=int)) if rungs else ""
         row["feasible"] = all(v <= 0 for v in (getattr(t, "constraints", None) or {}).values()) if t.values else None
         row["duplicate_of"] = ua.get("duplicate_of")
         row["counted"] = counts_toward_budget(t)  # toward --budget: not a repeat, not a worker's failure

@@ -32,6 +32,8 @@ from snnas.nas.failpoints import failpoint
 from snnas.nas.models import build_model
 from snnas.nas.models.params import count_parameters
 from snnas.nas.search.proxy import SCORES, CandidateFailed, ProxyResult, ProxySettings, train_proxy, zero_cost_proxy
+from snnas.nas.search.rungs import (first_rung_scale, inherited_rungs, parse_rungs, promotable, rung_cost,
+                                    rung_results, rung_settings)
 from snnas.nas.search.space import DataShape, SearchSpace
 from snnas.nas.search.workers import (Heartbeat, StorageUnavailable, WorkerInfo, claim_slot, evaluated_count, rdb_storage,
                          reap_dead_workers, retry, running_count, stamp, worker_info)
@@ -69,6 +71,8 @@ class SearchSettings:
     workers: int = 1  # local worker processes sharing the study
     threads: int | None = None  # torch threads per worker (None: the usable cores shared among the workers)
     heartbeat_s: int = 30  # every storage: a trial silent for 2x this is failed and retried
+    rungs: tuple[int, ...] | None = None  # multi-fidelity: proxy steps per rung (nas.search.rungs); None: fixed
+    eta: int = 3  # multi-fidelity reduction factor: the best 1/eta of a rung go on to the next
 
     @property
     def study_dir(self) -> Path:
@@ -86,9 +90,12 @@ class SearchSettings:
 
     def fingerprint_keys(self) -> dict:
         """What a resumed study must share with the run that created it."""
-        return {"proxy": self.proxy, "objective_profile": self.profiles[0], "convention": self.convention,
+        keys = {"proxy": self.proxy, "objective_profile": self.profiles[0], "convention": self.convention,
                 "resolution": self.resolution, "train_size": self.train_size, "val_size": self.val_size,
                 "proxy_settings": self.proxy_settings.identity()}
+        if self.rungs:  # added with multi-fidelity: absent from (so not compared with) fixed-proxy studies
+            keys |= {"rungs": list(self.rungs), "eta": self.eta}
+        return keys
 
 
 @dataclass
@@ -139,6 +146,15 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
         raise SearchError(f"--score {settings.proxy_settings.score!r}: choose from {', '.join(SCORES)}")
     if settings.proxy_settings.runs < 1:
         raise SearchError(f"--runs {settings.proxy_settings.runs}: at least 1")
+    if settings.rungs is not None:
+        if settings.proxy != "train":
+            raise SearchError("--rungs trains candidates for longer on each rung: use it with --proxy train")
+        try:
+            parse_rungs(",".join(str(r) for r in settings.rungs))
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
+        if not isinstance(settings.eta, int) or not 2 <= settings.eta <= 100:
+            raise SearchError(f"--eta {settings.eta!r}: a whole number from 2 to 100")
     if settings.budget < 1 or settings.workers < 1 or settings.heartbeat_s < 1 or (settings.threads or 1) < 1:
         raise SearchError("--budget, --workers, --threads and --heartbeat must be at least 1")
     proxy = settings.proxy_settings
@@ -370,18 +386,25 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
     try:
         with Heartbeat(study, trial, interval_s=settings.heartbeat_s):
             failpoint("training")
-            if settings.proxy == "train":
-                def on_step(step: int, steps: int) -> None:
-                    _emit(on_event, trial.number, "step", arch, None, None, done, settings, step=step, steps=steps)
 
-                result = train_proxy(arch, split, settings.proxy_settings, device=device,
-                                     on_step=on_step if on_event is not None else None)
+            def on_step(step: int, steps: int) -> None:
+                _emit(on_event, trial.number, "step", arch, None, None, done, settings, step=step, steps=steps)
+
+            step_events = on_step if on_event is not None else None
+            if settings.rungs:
+                attrs, objective, accuracy = _climb(study, trial, arch, params, settings, split, profiles, device,
+                                                    step_events)
             else:
-                result = zero_cost_proxy(arch, split, settings.proxy_settings, device=device)
-            attrs = _record(trial, result, profiles, settings.convention, params)
+                result = train_proxy(arch, split, settings.proxy_settings, device=device, on_step=step_events) \
+                    if settings.proxy == "train" else zero_cost_proxy(arch, split, settings.proxy_settings,
+                                                                     device=device)
+                attrs = _record(trial, result, profiles, settings.convention, params)
+                if settings.proxy == "train":
+                    trial.set_user_attr("cost_images", rung_cost(settings.proxy_settings))
+                objective = result.objective(settings.proxy_settings.score) if settings.proxy == "train" else \
+                    result.zero_cost
+                accuracy = result.accuracy
         energy = attrs["energy_mj"][profiles[0].name]
-        objective = result.objective(settings.proxy_settings.score) if settings.proxy == "train" else \
-            result.zero_cost
         if not (math.isfinite(objective) and math.isfinite(energy)):
             raise CandidateFailed(f"the objectives are not finite numbers ({objective}, {energy} mJ)")
     except (StorageUnavailable, optuna.exceptions.UpdateFinishedTrialError):  # not the candidate's fault
@@ -396,7 +419,7 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
         _emit(on_event, trial.number, "failed", arch, None, None, done + 1, settings, reason)
         return
     trial.set_user_attr("duration_s", time.perf_counter() - start)
-    trial.set_user_attr("accuracy", None if math.isnan(result.accuracy) else result.accuracy)
+    trial.set_user_attr("accuracy", None if math.isnan(accuracy) else accuracy)
     if settings.max_energy_mj is not None:
         trial.set_constraint("max_energy_mj", energy - settings.max_energy_mj)
     if settings.max_params is not None:
@@ -404,6 +427,39 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
     study.tell(trial, [objective, energy])
     failpoint("after_tell")
     _emit(on_event, trial.number, "complete", arch, objective, energy, done + 1, settings)
+
+
+def _climb(study, trial, arch, params, settings, split, profiles, device, on_step) -> tuple[dict, float, float]:
+    """Evaluate ``arch`` rung by rung while it ranks in the best 1/eta of its rung (nas.search.rungs);
+    rungs a killed predecessor of this trial finished are taken over. Returns the highest rung's
+    attributes, its score on the first rung's scale, and its accuracy."""
+    inherited, entries, cost, seconds = inherited_rungs(study, trial.number), {}, 0, 0.0
+    for k, steps in enumerate(settings.rungs):
+        proxy = rung_settings(settings.proxy_settings, steps)
+        entry = inherited.get(k)
+        if entry is None or entry.get("steps") != steps:
+            result = train_proxy(arch, split, proxy, device=device, on_step=on_step)
+            attrs = {key: None if isinstance(v, float) and math.isnan(v) else v
+                     for key, v in _record(trial, result, profiles, settings.convention, params).items()}
+            entry = {"score": result.objective(proxy.score), "accuracy": result.accuracy, "steps": steps,
+                     "energy": attrs["energy_mj"][profiles[0].name], "attrs": attrs}
+        else:
+            for key, value in entry["attrs"].items():
+                trial.set_user_attr(key, value)
+        if not (math.isfinite(entry["score"]) and math.isfinite(entry["energy"])):
+            raise CandidateFailed(f"rung {k}: the objectives are not finite numbers ({entry['score']}, "
+                                  f"{entry['energy']} mJ)")
+        entries[str(k)], cost, seconds = entry, cost + rung_cost(proxy), seconds + entry["attrs"]["train_time_s"]
+        trial.set_user_attr("rungs", entries)
+        trial.set_user_attr("rung", k)
+        trial.set_user_attr("cost_images", cost)
+        failpoint("rung")
+        if k + 1 == len(settings.rungs) or not promotable(rung_results(study, k, exclude=trial.number),
+                                                           entry["score"], entry["energy"], settings.eta):
+            break
+    trial.set_user_attr("train_time_s", seconds)
+    objective = first_rung_scale(study, k, entry["score"], entries["0"]["score"], exclude=trial.number)
+    return entry["attrs"], objective, entry["accuracy"]
 
 
 def _reuse_duplicate(study: optuna.Study, trial: optuna.trial.Trial, arch: ArchConfig) -> bool:
