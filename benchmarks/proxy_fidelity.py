@@ -1,31 +1,33 @@
-"""Proxy fidelity: does the search's proxy rank architectures as a much longer training does?
+"""Proxy fidelity: does a ranker order unseen architectures as a much longer training does?
 
-Run:  python benchmarks/proxy_fidelity.py [--draws 0 1] [--held-out-draw 2] [--held-out-ref-seed 3]
-                                          [--archs 20] [--ablation] [--no-cache]
+Run:  python benchmarks/proxy_fidelity.py [--draws 31 32 33] [--archs 12] [--ref-seeds 3 4]
+                                          [--threads N] [--measure-only] [--no-cache]
 
-For each draw (a sampler seed), samples architectures uniformly from the default space
-(Optuna's RandomSampler, not a search), scores each with the search's default proxy (its
-objective: by default the likelihood of two 100-step runs) and trains it with the reference
-schedule (PyTorch's initialisation, 1000 steps of 64 images: 10x the proxy's training images),
-and reports Kendall tau and Spearman rho between the two rankings with bootstrap 95%
-intervals, within the smaller and the larger half by parameter count, and the same statistics
-for the SAHD zero-cost score, the parameter count and dense MACs as baselines.
+For each draw (a sampler seed none of the settings were chosen on), samples architectures
+uniformly from the benchmark space (Optuna's RandomSampler, not a search), trains each with the
+reference schedule (PyTorch's initialisation, 1000 steps of 64 images) under two seeds, and
+ranks it with every ranker: the search's fixed proxy (two 100-step runs, likelihood), the
+multi-fidelity rungs (one run of 100 and of 300 steps), the SAHD zero-cost score, the parameter
+count and dense MACs. For each ranker it reports Kendall tau against the first reference seed:
 
-The headline, ``kendall_tau_held_out``, is measured on ``--held-out-draw``, a draw that played
-no part in choosing the proxy (benchmarks/proxy_ranking.py chose it on draws 0 and 1), against
-reference runs whose seed (``--held-out-ref-seed``) is none of the proxy's, so no proxy run
-shares an initialisation or a batch order with the run it is judged against. The tuning draws'
-reference runs use seed 0, shared with the proxy's first run, and are reported apart.
-``--ablation`` also ranks the first draw with the one-run variants that led to the v0.2 default.
-Measured runs are cached in results/benchmarks/cache/proxy_runs.jsonl (see
-benchmarks/_runs.py). Writes results/benchmarks/proxy_fidelity.{csv,json,png} and prints a
-one-line summary.
+- ``all``: every architecture of the draw;
+- ``top_quarter``: the architectures in the reference's top quarter (the front's region);
+- ``within_size``: the smaller and the larger half by parameter count, averaged;
+
+beside the reference's own **noise ceiling**: the same statistics between the two reference
+seeds (no ranker can be expected to agree with one reference run better than another run of it).
+Each figure is given per draw and as the mean over the draws with a 95% bootstrap interval
+(architectures resampled within each draw). Measured runs are cached in
+results/benchmarks/cache/proxy_runs.jsonl (benchmarks/_runs.py), so several processes can
+measure different draws at once (``--measure-only``) and a last run gathers them. Writes
+results/benchmarks/proxy_fidelity.{csv,json} and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,59 +37,21 @@ import torch
 
 from _runs import RunCache, draw_archs, setup  # benchmarks/_runs.py, beside this script
 from snnas.nas.models import build_model
-from snnas.nas.search.proxy import SINGLE_RUN, ProxySettings, zero_cost_proxy
-from snnas.nas.search.stats import bootstrap_ci, kendall_tau, spearman_rho
+from snnas.nas.search.proxy import ProxySettings, zero_cost_proxy
+from snnas.nas.search.stats import kendall_tau
 from snnas.nas.search.study import SearchSettings
 
 OUT = Path("results/benchmarks")
 CACHE = OUT / "cache" / "proxy_runs.jsonl"
 # The reference: the usual recipe (PyTorch init, warm-up then cosine), 32 epochs of the 2000 images.
 LONG = ProxySettings(steps=1000, batch_size=64, warmup_fraction=0.01, bn_init_gain=1.0, runs=1, score="accuracy")
-
-def _single(**changes) -> ProxySettings:
-    """A one-run proxy ranked by accuracy, as every proxy was before the two-run default."""
-    return ProxySettings(**{**SINGLE_RUN, **changes})
-
-
-# What was tried on draw 0 on the way to the v0.2 default (name -> settings).
-VARIANTS = {
-    "v0.1 default: 100 steps x 64, gain 1": _single(steps=100, batch_size=64, bn_init_gain=1.0),
-    "100 steps x 64, gain 2": _single(steps=100, batch_size=64, bn_init_gain=2.0),
-    "200 steps x 64, gain 1": _single(steps=200, batch_size=64, bn_init_gain=1.0),
-    "200 steps x 32, gain 2 (v0.2 default)": _single(),
-    "200 steps x 64, gain 2": _single(steps=200, batch_size=64, bn_init_gain=2.0),
+# Trained rankers: name -> settings (each scored by its own ``score``).
+TRAINED = {
+    "fixed proxy (2 x 100 steps, likelihood)": SearchSettings().proxy_settings,
+    "rung 100 steps (1 run, likelihood)": ProxySettings(steps=100, runs=1, score="likelihood"),
+    "rung 300 steps (1 run, likelihood)": ProxySettings(steps=300, runs=1, score="likelihood"),
 }
-
-
-def _stats(x, y) -> dict:
-    return {"kendall_tau": kendall_tau(x, y), "kendall_tau_ci95": bootstrap_ci(x, y, kendall_tau),
-            "spearman_rho": spearman_rho(x, y), "spearman_rho_ci95": bootstrap_ci(x, y, spearman_rho),
-            "n": len(x)}
-
-
-def _summary(frame: pd.DataFrame) -> dict:
-    long_acc = frame["long_accuracy"].tolist()
-    out = _stats(frame["short_score"].tolist(), long_acc)
-    median = frame["params"].median()
-    out["within_size_groups"] = {
-        name: _stats(g["short_score"].tolist(), g["long_accuracy"].tolist())
-        for name, g in (("small", frame[frame["params"] <= median]), ("large", frame[frame["params"] > median]))}
-    scored = frame.dropna(subset=["zero_cost"])
-    out["baselines"] = {"zero_cost_sahd": _stats(scored["zero_cost"].tolist(), scored["long_accuracy"].tolist()),
-                        "params": _stats(frame["params"].tolist(), long_acc),
-                        "dense_macs": _stats(frame["dense"].tolist(), long_acc)}
-    return out
-
-
-def _paired_difference(frame: pd.DataFrame) -> dict:
-    """tau(proxy) - tau(v0.2 proxy) on the same architectures, with a bootstrap over architectures."""
-    pairs = list(zip(frame["short_score"], frame["v02_accuracy"]))
-
-    def difference(xs, ys) -> float:
-        return kendall_tau([a for a, _ in xs], ys) - kendall_tau([b for _, b in xs], ys)
-
-    ref = frame["long_accuracy"].tolist()
-    return {"difference": difference(pairs, ref), "ci95": bootstrap_ci(pairs, ref, difference)}
+FREE = ("zero_cost_sahd", "params", "dense_macs")
 
 
 def _params(arch) -> int:
@@ -95,111 +59,106 @@ def _params(arch) -> int:
         return sum(p.numel() for p in build_model(arch).parameters())
 
 
+def _measure(args, split, space, shape) -> pd.DataFrame:
+    cache, cpu = RunCache(None if args.no_cache else CACHE), torch.device("cpu")
+    rows, start = [], time.perf_counter()
+    for draw in args.draws:
+        for i, arch in enumerate(draw_archs(space, shape, draw, args.archs)):
+            zc = zero_cost_proxy(arch, split, TRAINED["fixed proxy (2 x 100 steps, likelihood)"], device=cpu)
+            row = {"draw": draw, "arch": i, "zero_cost_sahd": zc.zero_cost, "params": _params(arch),
+                   "dense_macs": zc.counts.total("dense")}
+            cost = 0.0
+            for name, settings in TRAINED.items():
+                run = cache.run(arch, settings, split, cpu, scores=True)
+                row[name], row[f"{name} s"] = run[settings.score], run["train_time_s"]
+            for k, seed in enumerate(args.ref_seeds):
+                run = cache.run(arch, replace(LONG, seed=seed), split, cpu)
+                row[f"reference seed {seed}"], row[f"reference seed {seed} s"] = run["accuracy"], run["train_time_s"]
+                cost += run["train_time_s"]
+            rows.append({**row, **{k: str(v) for k, v in arch.to_dict().items()}})
+            print(f"  draw {draw} {i + 1}/{args.archs}: reference {row[f'reference seed {args.ref_seeds[0]}']:.3f} "
+                  f"/ {row[f'reference seed {args.ref_seeds[1]}']:.3f} ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+    return pd.DataFrame(rows)
+
+
+def _taus(g: pd.DataFrame, ranker: str, ref: str) -> dict:
+    """Kendall tau of ``ranker`` against ``ref`` on one draw: all, top quarter of ``ref``, within size halves."""
+    g = g.dropna(subset=[ranker, ref])
+    top = g.nlargest(max(3, round(len(g) / 4)), ref)
+    median = g["params"].median()
+    halves = [h for h in (g[g["params"] <= median], g[g["params"] > median]) if len(h) > 2]
+    within = [kendall_tau(h[ranker].tolist(), h[ref].tolist()) for h in halves]
+    return {"all": kendall_tau(g[ranker].tolist(), g[ref].tolist()),
+            "top_quarter": kendall_tau(top[ranker].tolist(), top[ref].tolist()),
+            "within_size": sum(within) / len(within) if within else float("nan")}
+
+
+def _mean_with_ci(frame: pd.DataFrame, ranker: str, ref: str, resamples: int = 1000) -> dict:
+    """Per draw taus, their mean over draws, and a bootstrap interval of the mean
+    (architectures resampled with replacement within each draw)."""
+    draws = {d: g.reset_index(drop=True) for d, g in frame.groupby("draw")}
+    per_draw = {str(d): _taus(g, ranker, ref) for d, g in draws.items()}
+    out = {}
+    rng = random.Random(0)
+    for stat in ("all", "top_quarter", "within_size"):
+        mean = sum(t[stat] for t in per_draw.values()) / len(per_draw)
+        boots = []
+        for _ in range(resamples):
+            values = []
+            for g in draws.values():
+                sample = g.iloc[[rng.randrange(len(g)) for _ in range(len(g))]]
+                values.append(_taus(sample, ranker, ref)[stat])
+            if all(v == v for v in values):
+                boots.append(sum(values) / len(values))
+        boots.sort()
+        ci = [boots[int(0.025 * (len(boots) - 1))], boots[int(0.975 * (len(boots) - 1))]] if boots else [None, None]
+        out[stat] = {"mean": mean, "ci95": ci}
+    out["per_draw"] = per_draw
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, nargs="+", default=[0, 1], help="sampler seeds, one draw each")
-    parser.add_argument("--held-out-draw", type=int, default=2,
-                        help="a draw no choice of settings used: the headline kendall_tau_held_out")
-    parser.add_argument("--held-out-ref-seed", type=int, default=3,
-                        help="seed of the held-out draw's reference runs (none of the proxy's seeds)")
-    parser.add_argument("--archs", type=int, default=20, help="architectures per draw")
-    parser.add_argument("--ablation", action="store_true", help="also rank draw 0 with the proxy variants")
+    parser.add_argument("--draws", type=int, nargs="+", default=[31, 32, 33],
+                        help="sampler seeds, one draw each (0, 1, 2 and 5 chose earlier settings)")
+    parser.add_argument("--archs", type=int, default=12, help="architectures per draw")
+    parser.add_argument("--ref-seeds", type=int, nargs=2, default=[3, 4],
+                        help="seeds of the two reference trainings (the first ranks, both give the ceiling)")
+    parser.add_argument("--measure-only", action="store_true", help="fill the cache, write nothing")
     parser.add_argument("--no-cache", action="store_true", help="measure every run again")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    proxy_seeds = {s.seed + r for s in TRAINED.values() for r in range(s.runs)}
+    if proxy_seeds & set(args.ref_seeds):
+        parser.error(f"--ref-seeds must differ from the rankers' seeds {sorted(proxy_seeds)}")
     split, space, shape = setup(args.threads)
-    short = SearchSettings().proxy_settings
-    proxy_seeds = set(range(short.seed, short.seed + short.runs))
-    if args.held_out_ref_seed in proxy_seeds:
-        parser.error(f"--held-out-ref-seed must differ from the proxy's seeds {sorted(proxy_seeds)}")
-    budget_ratio = (LONG.steps * LONG.batch_size) / (short.steps * short.batch_size * short.runs)
-    if budget_ratio < 10:
-        raise SystemExit(f"the reference schedule must see at least 10x the proxy's images, got {budget_ratio:.1f}x")
-    cache, cpu = RunCache(None if args.no_cache else CACHE), torch.device("cpu")
-    rows, start = [], time.perf_counter()
-    draws = [d for d in args.draws if d != args.held_out_draw] + [args.held_out_draw]
-    for draw in draws:
-        reference = replace(LONG, seed=args.held_out_ref_seed) if draw == args.held_out_draw else LONG
-        for i, arch in enumerate(draw_archs(space, shape, draw, args.archs)):
-            zc = zero_cost_proxy(arch, split, short, device=cpu)
-            a = cache.run(arch, short, split, cpu, scores=True)
-            b = cache.run(arch, reference, split, cpu)
-            row = {"draw": draw, "arch": i, "short_score": a[short.score], "short_accuracy": a["accuracy"],
-                   "long_accuracy": b["accuracy"], "reference_seed": reference.seed,
-                   "zero_cost": zc.zero_cost, "params": _params(arch), "dense": zc.counts.total("dense"),
-                   "short_train_s": a["train_time_s"], "long_train_s": b["train_time_s"]}
-            if draw == args.held_out_draw:  # the proxy it replaced, on the same held-out draw
-                row["v02_accuracy"] = cache.run(arch, _single(), split, cpu)["accuracy"]
-            if args.ablation and draw == draws[0]:
-                for name, settings in VARIANTS.items():
-                    row[f"variant:{name}"] = cache.run(arch, settings, split, cpu)["accuracy"]
-            rows.append({**row, **{k: str(v) for k, v in arch.to_dict().items()}})
-            print(f"  draw {draw} {i + 1}/{args.archs}: proxy {short.score} {a[short.score]:.3f} (accuracy "
-                  f"{a['accuracy']:.3f}), reference {b['accuracy']:.3f}"
-                  f"{' (cached)' if a['cached'] and b['cached'] else ''} ({time.perf_counter() - start:.0f} s)",
-                  flush=True)
-    frame = pd.DataFrame(rows)
-    tuning, held = frame[frame["draw"] != args.held_out_draw], frame[frame["draw"] == args.held_out_draw]
-    held_stats = _summary(held)
-    result = {"kendall_tau_held_out": held_stats["kendall_tau"],
-              "kendall_tau_held_out_ci95": held_stats["kendall_tau_ci95"],
-              "held_out": {"draw_seed": args.held_out_draw, "n": len(held), "reference_seed": args.held_out_ref_seed,
-                           "proxy_seeds": sorted(proxy_seeds), "proxy_score": short.score, **held_stats,
-                           "proxy_accuracy_instead": _stats(held["short_accuracy"].tolist(),
-                                                            held["long_accuracy"].tolist()),
-                           "v0.2_proxy": {"settings": asdict(_single()),
-                                          **_stats(held["v02_accuracy"].tolist(), held["long_accuracy"].tolist())},
-                           "tau_minus_v0.2_tau": _paired_difference(held)},
-              "n_archs": len(frame), "long_over_short_budget": budget_ratio,
-              "budget_unit": "training images seen (runs x steps x batch)",
-              "proxy_settings": asdict(short), "reference_settings": asdict(LONG), "draws": draws,
-              "tuned_on_draws": [d for d in draws if d != args.held_out_draw],
-              "tuning_draws_reference_seed": LONG.seed,
-              "note": ("the tuning draws' reference runs share seed 0 with the proxy's first run (initialisation "
-                       "and batch order), which flatters their figures; the held-out draw's do not. "
-                       "wall_time_s excludes runs reused from the cache"),
-              "wall_time_s": round(time.perf_counter() - start, 1)}
-    result["tuning_draws"] = _summary(tuning)
-    result["per_draw"] = {str(d): _summary(g) for d, g in frame.groupby("draw")}
-    if args.ablation:
-        first = frame[frame["draw"] == draws[0]]
-        result["ablation"] = {name: {**_stats(first[f"variant:{name}"].tolist(), first["long_accuracy"].tolist()),
-                                     "settings": asdict(s)} for name, s in VARIANTS.items()}
+    start = time.perf_counter()
+    frame = _measure(args, split, space, shape)
+    if args.measure_only:
+        return
+    ref, twin = (f"reference seed {s}" for s in args.ref_seeds)
+    rankers = {name: _mean_with_ci(frame, name, ref) for name in [*TRAINED, *FREE]}
+    result = {
+        "draws": args.draws, "archs_per_draw": args.archs, "reference_seeds": args.ref_seeds,
+        "reference_settings": asdict(LONG), "rankers": rankers,
+        "noise_ceiling": _mean_with_ci(frame, twin, ref),
+        "ranker_settings": {name: asdict(s) for name, s in TRAINED.items()},
+        "train_time_s_mean": {name: float(frame[f"{name} s"].mean()) for name in TRAINED}
+        | {"reference": float(frame[f"{ref} s"].mean())},
+        "statistic": ("Kendall tau-b against the first reference seed; all = every architecture of a draw, "
+                      "top_quarter = the reference's best quarter, within_size = mean of the two halves by "
+                      "parameter count; mean over draws with a 95% bootstrap interval (architectures "
+                      "resampled within draws)"),
+        "wall_time_s": round(time.perf_counter() - start, 1)}
     OUT.mkdir(parents=True, exist_ok=True)
     frame.to_csv(OUT / "proxy_fidelity.csv", index=False)
     (OUT / "proxy_fidelity.json").write_text(json.dumps(result, indent=2))
-    _plot(frame, result, args.held_out_draw)
-    low, high = result["kendall_tau_held_out_ci95"]
-    print(f"proxy fidelity: held-out draw {args.held_out_draw} (n = {len(held)}, reference seed "
-          f"{args.held_out_ref_seed}): Kendall tau {result['kendall_tau_held_out']:.3f} [{low:.3f}, {high:.3f}], "
-          f"Spearman rho {held_stats['spearman_rho']:.3f}; proxy accuracy instead of {short.score}: tau "
-          f"{result['held_out']['proxy_accuracy_instead']['kendall_tau']:.3f}; v0.2 proxy (one 200-step run, "
-          f"accuracy): tau {result['held_out']['v0.2_proxy']['kendall_tau']:.3f}; SAHD tau "
-          f"{held_stats['baselines']['zero_cost_sahd']['kendall_tau']:.3f}; tuning draws: tau "
-          f"{result['tuning_draws']['kendall_tau']:.3f}")
-
-
-def _plot(frame: pd.DataFrame, result: dict, held_out: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({"font.family": "serif", "font.size": 8}):
-        fig, ax = plt.subplots(figsize=(3.4, 2.6), dpi=200)
-        for draw, g in frame.groupby("draw"):
-            label = f"draw {draw}" + (" (held out)" if draw == held_out else " (tuning)")
-            ax.scatter(g["short_score"] * 100, g["long_accuracy"] * 100, s=12, label=label,
-                       marker="o" if draw == held_out else ".")
-        ps, ls = result["proxy_settings"], result["reference_settings"]
-        ax.set_xlabel(f"proxy {ps['score']}, {ps['runs']} x {ps['steps']} steps x {ps['batch_size']} (%)")
-        ax.set_ylabel(f"accuracy, {ls['steps']} steps x {ls['batch_size']} (%)")
-        ax.set_title(f"held-out draw: Kendall tau {result['kendall_tau_held_out']:.2f}, "
-                     f"n = {result['held_out']['n']}", fontsize=8)
-        ax.legend(fontsize=6, frameon=False)
-        fig.tight_layout()
-        fig.savefig(OUT / "proxy_fidelity.png")
-        plt.close(fig)
+    print(f"{'ranker':45s} {'all':>22s} {'top quarter':>22s} {'within size':>22s}")
+    for name, r in [("noise ceiling (reference vs reference)", result["noise_ceiling"]), *rankers.items()]:
+        cells = [f"{r[s]['mean']:.2f} [{r[s]['ci95'][0]:.2f}, {r[s]['ci95'][1]:.2f}]"
+                 for s in ("all", "top_quarter", "within_size")]
+        print(f"{name:45s} " + " ".join(f"{c:>22s}" for c in cells))
 
 
 if __name__ == "__main__":

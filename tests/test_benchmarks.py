@@ -93,3 +93,23 @@ def test_propose_evaluates_each_architecture_once_and_tells_a_repeat_its_result(
     assert sorted(calls) == [1, 2] and sorted(results.values()) == ["T=1", "T=2"]  # the budget cannot be met
     assert len(study.trials) >= 2 + 200  # stops after 200 repeats in a row
     assert all(t.values == [float(t.params["time_steps"]), 1.0] for t in study.trials)  # a repeat: its result
+
+
+def test_fidelity_statistics_split_all_top_quarter_and_size_halves_and_average_draws():
+    import pandas as pd
+    from proxy_fidelity import _mean_with_ci, _taus
+
+    # draw 1: the ranker agrees with the reference everywhere; draw 2: reversed among the top quarter only
+    ref = [0.1 * i for i in range(8)]
+    one = pd.DataFrame({"draw": 1, "r": ref, "ref": ref, "params": list(range(8))})
+    flipped = ref[:6] + [ref[7], ref[6]]
+    two = pd.DataFrame({"draw": 2, "r": flipped, "ref": ref, "params": list(range(8))})
+    assert _taus(one, "r", "ref") == {"all": 1.0, "top_quarter": 1.0, "within_size": 1.0}
+    t = _taus(two, "r", "ref")
+    assert t["top_quarter"] == pytest.approx(1 / 3)  # top 3 (max(3, 8/4)): one pair of three reversed
+    assert t["all"] < 1.0 and t["within_size"] < 1.0
+    out = _mean_with_ci(pd.concat([one, two]), "r", "ref", resamples=50)
+    assert out["all"]["mean"] == pytest.approx((1.0 + t["all"]) / 2)
+    low, high = out["top_quarter"]["ci95"]
+    assert low <= out["top_quarter"]["mean"] <= high or low is None
+    assert set(out["per_draw"]) == {"1", "2"}
