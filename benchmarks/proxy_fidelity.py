@@ -63,7 +63,8 @@ def _measure(args, split, space, shape) -> pd.DataFrame:
     cache, cpu = RunCache(None if args.no_cache else CACHE), torch.device("cpu")
     rows, start = [], time.perf_counter()
     for draw in args.draws:
-        for i, arch in enumerate(draw_archs(space, shape, draw, args.archs)):
+        archs = list(enumerate(draw_archs(space, shape, draw, args.archs)))
+        for i, arch in reversed(archs) if args.reverse else archs:
             zc = zero_cost_proxy(arch, split, TRAINED["fixed proxy (2 x 100 steps, likelihood)"], device=cpu)
             row = {"draw": draw, "arch": i, "zero_cost_sahd": zc.zero_cost, "params": _params(arch),
                    "dense_macs": zc.counts.total("dense")}
@@ -126,6 +127,8 @@ def main() -> None:
     parser.add_argument("--ref-seeds", type=int, nargs=2, default=[3, 4],
                         help="seeds of the two reference trainings (the first ranks, both give the ceiling)")
     parser.add_argument("--measure-only", action="store_true", help="fill the cache, write nothing")
+    parser.add_argument("--reverse", action="store_true",
+                        help="measure each draw's architectures last to first (a second process sharing the cache)")
     parser.add_argument("--no-cache", action="store_true", help="measure every run again")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
