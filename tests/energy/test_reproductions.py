@@ -32,8 +32,10 @@ FP32 = "45nm-fp32"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reproducing-papers.md"
 START, END = "<!-- reproduction-table: start (tests/energy/test_reproductions.py) -->", "<!-- reproduction-table: end -->"
 SPIKINGFORMER_REPO = "zhouchenlin2096/Spikingformer@4378623 README.md results table"
-SDT_S1 = ("SDT supplementary Table S1 publishes 8-512's firing rates; its numbers could not be retrieved from the "
-          "sources searched (NeurIPS supplementary PDF), so no table ships; the other sizes publish no rates")
+SDT_S1 = ("Table S1 of SDT's NeurIPS 2023 supplementary PDF lists 8-512's per-tensor firing rates, but no source "
+          "reachable here holds its numbers: the official repo (BICLab/Spike-Driven-Transformer@3faa822) ships no rate "
+          "or energy log (issue #9: the authors priced energy in Excel) and indexed copies of the supplement carry its "
+          "prose, not the table, so no table ships; the other sizes publish no per-layer rates")
 QKF_NONE = ("no per-layer rates, SOPs or energy log published (the official repo zhouchenlin2096/QKFormer@c2a00e8 "
             "holds training and test logs, none with a firing rate or an energy)")
 
