@@ -84,7 +84,7 @@ def _key(trial) -> str:
 
 def _judge(seed: int, args, split, cache, bounds) -> dict:
     """Re-train each search's front with the reference settings; hypervolumes and recalls."""
-    reference, cpu = replace(LONG, seed=args.ref_seed), torch.device("cpu")
+    reference, cpu = replace(LONG, seed=args.ref_seed, steps=args.ref_steps), torch.device("cpu")
     out, retrained, evaluated, returned = {}, {}, {}, {}
     for name in SEARCHES:
         trials = _trials(name, seed)
@@ -119,14 +119,20 @@ def _spread(values: list[float]) -> dict:
 
 
 def main() -> None:
+    global WORK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--seconds", type=float, default=600.0, help="wall-clock budget of each search")
     parser.add_argument("--rungs", default="100,300,900", help="the multi-fidelity search's --rungs")
     parser.add_argument("--eta", type=int, default=3, help="the multi-fidelity search's --eta")
     parser.add_argument("--ref-seed", type=int, default=3, help="seed of the reference re-trainings")
+    parser.add_argument("--ref-steps", type=int, default=LONG.steps,
+                        help="steps of the reference re-trainings (fewer only to try the script out)")
+    parser.add_argument("--work", type=Path, default=WORK, help="folder of the searches' studies")
+    parser.add_argument("--output", type=Path, default=OUT / "multi_fidelity.json")
     parser.add_argument("--judge-only", action="store_true", help="re-use the searches under the work folder")
     args = parser.parse_args()
+    WORK = args.work
     split, space, shape = setup(1)
     WORK.mkdir(parents=True, exist_ok=True)
     bounds = _bounds(space, shape, split)  # before any run
@@ -141,11 +147,11 @@ def main() -> None:
               "details": per_seed, "summary": summary,
               "iqr_separated": summary["multi_fidelity"]["q1"] > summary["fixed"]["q3"],
               "seconds_per_search": args.seconds, "rungs": args.rungs, "eta": args.eta,
-              "reference_settings": asdict(replace(LONG, seed=args.ref_seed)), "bounds": bounds,
+              "reference_settings": asdict(replace(LONG, seed=args.ref_seed, steps=args.ref_steps)), "bounds": bounds,
               "how": "two snnas search processes side by side on 2 cores, 1 thread each, stopped by SIGTERM; "
                      "fronts re-trained with the reference settings; hypervolume in accuracy x log10(energy)",
               "wall_time_s": round(time.perf_counter() - start, 1)}
-    (OUT / "multi_fidelity.json").write_text(json.dumps(result, indent=2))
+    args.output.write_text(json.dumps(result, indent=2))
     print("multi-fidelity: median re-trained hypervolume " + ", ".join(
         f"{n} {summary[n]['median']:.4f} [{summary[n]['q1']:.4f}, {summary[n]['q3']:.4f}]" for n in SEARCHES) +
         f" over {len(args.seeds)} seeds, {args.seconds:.0f} s per search")
