@@ -14,8 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from snnas.cli.common import CliError, OutputFormat, console, err_console, load_data, resolve_device, write_text_atomic
 
 
+LAUNCHED_ENV = "SNNAS_LAUNCHED"  # set by --nproc-per-node for the ranks it starts
+_QUIET = {"on": False}  # ranks other than 0 of a distributed run: rank 0 says everything once
+
+
 def _note(text: str) -> None:
-    err_console.print(f"note: {text}", markup=False, highlight=False)
+    if not _QUIET["on"]:
+        err_console.print(f"note: {text}", markup=False, highlight=False)
 
 
 class _Stopped(KeyboardInterrupt):
@@ -74,6 +79,8 @@ class _TrainDisplay:
 
     def epoch(self, m) -> None:
         self.done = m.epoch
+        if _QUIET["on"]:
+            return
         self.best = max(self.best or 0.0, m.test_accuracy)
         if self.live and self.task is not None:
             self.progress.update(self.task, test=f"{m.test_accuracy * 100:.1f}% (best {self.best * 100:.1f}%)")
@@ -131,26 +138,45 @@ def train(
                                                 "Spike-driven Transformer, QKFormer, SpikingResformer) of ARCH's "
                                                 "family, read as tensors only; the classifier starts afresh when "
                                                 "the data has another class count."),
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", min=1, max=1024, show_default=False,
+                                                 help="Train on N processes of this machine (one per GPU on "
+                                                      "CUDA) with DistributedDataParallel: starts torchrun "
+                                                      "--standalone; --batch-size stays the global batch."),
+    sync_bn: bool = typer.Option(True, "--sync-bn/--no-sync-bn", help="Several processes: batch norm "
+                                                                      "statistics over the global batch (off: "
+                                                                      "over each process's share)."),
 ) -> None:
     """Train an architecture fully (the seed papers' recipe); rerun the same command to resume after a stop."""
     import torch
     from snnas.energy.conventions import get_convention
     from snnas.energy.profile import load_profile
+    from snnas.nas.train.distributed import from_env
     from snnas.nas.train.training import Recipe
 
     get_convention(convention)
     profiles = [load_profile(p) for p in profile]
-    source, spec, dataset, arch = _what_to_train(arch_ref, storage, data, time_steps, resolution, batch_size)
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup,
-                    label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix, seed=seed, event_aug=event_aug)
-    folder = out or _default_out(source)
-    init = _official_start(weights, source, arch)
-    result = _run_training(source, spec, dataset, arch, recipe, folder, dev, init)
-    _report_trained(source, spec, dataset, result, folder, profiles=profiles, convention=convention,
-                    samples=energy_samples, epochs=epochs, device=dev)
+    dist = from_env()
+    if nproc_per_node is not None:
+        _launch(nproc_per_node, dist, threads)
+    _QUIET["on"] = dist is not None and not dist.main
+    try:
+        source, spec, dataset, arch = _what_to_train(arch_ref, storage, data, time_steps, resolution, batch_size)
+        if threads:
+            torch.set_num_threads(threads)
+        dev = resolve_device(device)
+        recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                        warmup_epochs=warmup, label_smoothing=smoothing, flip=flip, mixup=mixup, cutmix=cutmix,
+                        seed=seed, event_aug=event_aug, sync_bn=sync_bn)
+        folder = out or _default_out(source)
+        init = _official_start(weights, source, arch)
+        result, dev = _run_training(source, spec, dataset, arch, recipe, folder, dev, init, dist)
+    except (CliError, ValueError):
+        if _QUIET["on"]:
+            raise typer.Exit(2)  # rank 0 meets the same error and says it
+        raise
+    if dist is None or dist.main:
+        _report_trained(source, spec, dataset, result, folder, profiles=profiles, convention=convention,
+                        samples=energy_samples, epochs=epochs, device=dev)
 
 
 def _what_to_train(arch_ref, storage, data, time_steps, resolution, batch_size):
@@ -192,31 +218,118 @@ def _official_start(weights: Optional[Path], source, arch) -> dict | None:
     return model.state_dict()
 
 
-def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev, init: dict | None = None):
-    """``train_model`` with a progress display; a stop keeps the epochs done and exits 130 / 143."""
+def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev, init: dict | None = None, dist=None):
+    """``train_model`` with a progress display (rank 0's); a stop keeps the epochs done and exits
+    130 / 143. Under torchrun this rank joins the process group first. Returns (result, device)."""
+    from snnas.nas.train import distributed
     from snnas.nas.train.training import train_model
 
     done = _epochs_done(folder)
     signal.signal(signal.SIGTERM, _stop)
-    display = _TrainDisplay(recipe.epochs, done, err_console.is_terminal)
-    err_console.print(f"training {source.label} ({arch.img_size}x{arch.img_size}, T={arch.time_steps}) on {spec} for "
-                      f"{recipe.epochs} epochs on {dev} into {folder}" + (f", resuming after epoch {done}" if done else ""),
-                      markup=False, highlight=False)
+    display = _TrainDisplay(recipe.epochs, done, err_console.is_terminal and not _QUIET["on"])
+    if dist is not None:
+        dev = distributed.start(dist, dev)
+    _note_world_change(folder, dist.world if dist else 1, recipe)
+    where = f"{dist.world} processes ({dev.type}, {'NCCL' if dev.type == 'cuda' else 'gloo'})" if dist else dev
+    if not _QUIET["on"]:
+        err_console.print(f"training {source.label} ({arch.img_size}x{arch.img_size}, T={arch.time_steps}) on {spec} "
+                          f"for {recipe.epochs} epochs on {where} into {folder}"
+                          + (f", resuming after epoch {done}" if done else ""), markup=False, highlight=False)
     try:
         with display:
             result = train_model(arch, dataset, recipe, folder, device=dev, on_step=display.step,
                                  on_epoch=display.epoch, info={"data_spec": spec, "source": source.provenance()},
-                                 init=init)
+                                 init=init, dist=dist)
     except KeyboardInterrupt as exc:
-        kept = _epochs_done(folder)
-        err_console.print(f"{'terminated' if isinstance(exc, _Stopped) else 'interrupted'}: {kept} of {recipe.epochs} "
-                          f"epochs kept in {folder / 'last.pt'}; rerun the same command to resume",
-                          markup=False, highlight=False)
+        if not _QUIET["on"]:
+            err_console.print(f"{'terminated' if isinstance(exc, _Stopped) else 'interrupted'}: "
+                              f"{_epochs_done(folder)} of {recipe.epochs} epochs kept in {folder / 'last.pt'}; "
+                              "rerun the same command to resume", markup=False, highlight=False)
         raise typer.Exit(143 if isinstance(exc, _Stopped) else 130)
     except OSError as exc:
         raise CliError(f"{folder}: cannot write the checkpoints ({exc.strerror or exc})") from None
+    except RuntimeError as exc:
+        if dist is None:
+            raise
+        _lost_peer(dist, exc, folder)
+    finally:
+        distributed.stop()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return result
+    return result, dev
+
+
+def _lost_peer(dist, exc: RuntimeError, folder: Path) -> None:
+    """A collective failed: another rank stopped (killed, out of memory). Under ``--nproc-per-node``
+    the launcher names the rank that failed first, so this one exits quietly; under torchrun it says so."""
+    import os
+
+    if os.environ.get(LAUNCHED_ENV) == "1":
+        raise typer.Exit(1)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    raise CliError(f"rank {dist.rank}: the run lost a process ({first}); {_epochs_done(folder)} epochs are kept in "
+                   f"{folder / 'last.pt'}: rerun the same command to resume")
+
+
+def _note_world_change(folder: Path, world: int, recipe) -> None:
+    """One note when a run resumes on another number of processes than it was saved from."""
+    meta = _saved_meta(folder)
+    saved = meta.get("processes", 1)
+    if not meta or saved == world:
+        return
+    share = f"{recipe.batch_size / world:g} per process instead of {recipe.batch_size / saved:g}"
+    same = ("batch norm still over the global batch: the same numbers up to floating-point rounding"
+            if recipe.sync_bn or world == 1 else "batch norm statistics now over each process's new share")
+    _note(f"resuming a run saved from {saved} process{'es' if saved > 1 else ''} on {world}: the global batch "
+          f"stays {recipe.batch_size} images ({share}) and the learning rate stays {recipe.lr:g} (no scaling "
+          f"rule applies: the global batch is unchanged); {same}")
+
+
+def _launch(nproc: int, dist, threads: int | None) -> None:
+    """``snnas train --nproc-per-node N``: run this same command on N processes under torchrun's
+    launcher (standalone: one machine, a free port); its exit code is the command's."""
+    import logging
+    import os
+    import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if dist is not None:
+        raise CliError(f"--nproc-per-node {nproc}: this process already runs under torchrun "
+                       f"(WORLD_SIZE={dist.world}); leave --nproc-per-node out")
+    args = _without_nproc(sys.argv[1:])
+    if "train" not in args:
+        raise CliError("--nproc-per-node: snnas train must be run as a command (snnas train ... or python -m snnas train ...)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads or max(1, cores // nproc)))
+    os.environ[LAUNCHED_ENV] = "1"
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.5)
+    try:
+        elastic_launch(config, sys.executable)("-m", "snnas", *args)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode
+        if code in (2, 130, 143):
+            raise typer.Exit(code)  # the rank said why (rank 0 for an error in the command)
+        how = f"was killed by {failure.signal_name()}" if code < 0 else f"exited with code {code}"
+        raise CliError(f"--nproc-per-node {nproc}: rank {rank} {how}; every epoch saved is kept: rerun the same "
+                       "command to resume") from None
+    raise typer.Exit(0)
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--nproc-per-node":
+            skip = True
+        elif not a.startswith("--nproc-per-node="):
+            out.append(a)
+    return out
 
 
 def _report_trained(source, spec, dataset, result, folder: Path, *, profiles, convention, samples, epochs, device):
@@ -240,15 +353,20 @@ def _report_trained(source, spec, dataset, result, folder: Path, *, profiles, co
 
 
 def _epochs_done(folder: Path) -> int:
+    return int(_saved_meta(folder).get("epoch", 0))
+
+
+def _saved_meta(folder: Path) -> dict:
+    """The ``meta`` of ``folder/last.pt`` ({} when there is none or it cannot be read)."""
     last = folder / "last.pt"
     if not last.is_file():
-        return 0
+        return {}
     try:
         from snnas.energy.untrusted import read_torch_save
 
-        return int(((read_torch_save(last, origin=str(last)) or {}).get("meta") or {}).get("epoch", 0))
+        return (read_torch_save(last, origin=str(last)) or {}).get("meta") or {}
     except Exception:  # noqa: BLE001 - train_model itself says what is wrong with the file
-        return 0
+        return {}
 
 
 def _evaluate_file(path: Path, dataset, spec: str, *, profiles, convention: str, samples: int, device) -> dict:

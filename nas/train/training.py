@@ -36,6 +36,8 @@ from snnas.nas.data import Dataset, fit_images, held_out_split, model_input
 from snnas.nas.failpoints import failpoint
 from snnas.nas.files import atomic_write
 from snnas.nas.models import build_model
+from snnas.nas.train import distributed
+from snnas.nas.train.distributed import Dist
 
 
 class TrainError(ValueError):
@@ -57,6 +59,7 @@ class Recipe:
     cutmix: float = 0.0  # Beta(alpha, alpha) boxes pasted between images; 0 = off
     seed: int = 0
     event_aug: bool | None = None  # Spikformer's event-frame policy (event_augment); None: on for event data
+    sync_bn: bool = True  # several processes: batch norm over the global batch (distributed.SyncedBatchNorm)
 
     def resolved(self, arch: ArchConfig, data_name: str, *, events: bool = False) -> "Recipe":
         """The recipe with its automatic choices made for this architecture and data (``events``:
@@ -262,18 +265,24 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def test_scores(model, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device) -> tuple[float, float]:
-    """(held-out accuracy, mean cross-entropy) in eval mode."""
+def test_scores(model, x: torch.Tensor, y: torch.Tensor, *, batch: int, device: torch.device,
+                dist: Dist | None = None) -> tuple[float, float]:
+    """(held-out accuracy, mean cross-entropy) in eval mode; on several ranks each scores its
+    share of the images and the sums are added over ranks."""
     model.eval()
+    part = dist.share(len(y)) if dist is not None else slice(0, len(y))
+    xs, ys = x[part], y[part]
     right, loss = 0, 0.0
-    for start in range(0, len(y), batch):
+    for start in range(0, len(ys), batch):
         functional.reset_net(model)
         with _autocast(device):
-            logits = model(model_input(x[start:start + batch].to(device))).float()
-        target = y[start:start + batch].to(device)
+            logits = model(model_input(xs[start:start + batch].to(device))).float()
+        target = ys[start:start + batch].to(device)
         right += int((logits.argmax(dim=1) == target).sum())
         loss += float(F.cross_entropy(logits, target, reduction="sum"))
     functional.reset_net(model)
+    if dist is not None:
+        right, loss = distributed.sums([right, loss], device)
     return right / len(y), loss / len(y)
 
 
@@ -287,6 +296,7 @@ class _State:
     generator: torch.Generator
     metrics: list[EpochMetrics]
     epoch: int  # epochs finished
+    net: torch.nn.Module | None = None  # what the training steps call: the model, or it in DistributedDataParallel
 
 
 def _fresh(arch: ArchConfig, recipe: Recipe, device: torch.device, init: dict | None = None) -> _State:
@@ -294,6 +304,8 @@ def _fresh(arch: ArchConfig, recipe: Recipe, device: torch.device, init: dict | 
     model = build_model(arch)
     if init is not None:
         model.load_state_dict(init)
+    if recipe.sync_bn and distributed.active():
+        distributed.sync_batchnorm(model)
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
@@ -304,9 +316,8 @@ def _meta(arch, recipe, data: Dataset, metrics, *, epoch: int, info: dict) -> di
     return {"data": {"name": data.name, "fingerprint": data.fingerprint, "classes": data.num_classes,
                      "spec": info.get("data_spec")},
             "recipe": asdict(recipe), "epoch": epoch, "metrics": [asdict(m) for m in metrics],
+            "processes": info.get("processes", 1),
             **({"source": info["source"]} if info.get("source") else {})}
-
-
 def _save(state: _State, arch, recipe, data, path: Path, *, resume: bool, info: dict) -> None:
     extra = None
     if resume:
@@ -326,7 +337,7 @@ def _resume(folder: Path, arch, recipe, data, device) -> _State | None:
     model, saved_arch, obj = load_model_file(last)
     meta, resume = obj.get("meta") or {}, obj.get("resume")
     mine = {"arch": arch.to_dict(), "recipe": asdict(recipe), "data": data.fingerprint}
-    saved_recipe = {"event_aug": False, **(meta.get("recipe") or {})}  # folders from before the field
+    saved_recipe = {"event_aug": False, "sync_bn": True, **(meta.get("recipe") or {})}  # folders from before the fields
     theirs = {"arch": saved_arch.to_dict(), "recipe": saved_recipe, "data": (meta.get("data") or {}).get("fingerprint")}
     for key in mine:
         if mine[key] != theirs[key]:
@@ -345,51 +356,82 @@ def _resume(folder: Path, arch, recipe, data, device) -> _State | None:
     return state
 
 
-def _epoch(state: _State, x, y, recipe: Recipe, num_classes: int, device, on_step) -> tuple[float, float, float]:
-    model, optimiser = state.model, state.optimiser
-    model.train()
+def _epoch(state: _State, x, y, recipe: Recipe, num_classes: int, device, on_step,
+           dist: Dist | None = None) -> tuple[float, float, float]:
+    """One epoch; every rank draws the same order and augments the same global batch, then trains
+    on its share of it (``Dist.share``). Returns (last learning rate, mean loss, accuracy) over all ranks."""
+    state.model.train()
     steps = max(1, math.ceil(len(y) / recipe.batch_size))
     order = torch.randperm(len(y), generator=state.generator)
     loss_sum, right, seen = 0.0, 0, 0
     for i in range(steps):
         idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
         lr = learning_rate(state.epoch * steps + i, steps, recipe)
-        for group in optimiser.param_groups:
+        for group in state.optimiser.param_groups:
             group["lr"] = lr
         inputs, target = augment(x[idx], y[idx], recipe, num_classes, state.generator)
-        inputs, target = inputs.to(device), target.to(device)
-        functional.reset_net(model)
-        with _autocast(device):
-            logits = model(model_input(inputs))
-        loss = _soft_loss(logits, target, recipe.label_smoothing)
-        if not torch.isfinite(loss):
-            raise TrainError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}; lower --lr")
-        optimiser.zero_grad(set_to_none=True)
-        if state.scaler is not None:
-            state.scaler.scale(loss).backward()
-            state.scaler.step(optimiser)
-            state.scaler.update()
-        else:
-            loss.backward()
-            optimiser.step()
-        loss_sum += float(loss.detach()) * len(idx)
-        right += int((logits.argmax(dim=1) == target.argmax(dim=1)).sum())
-        seen += len(idx)
+        weight = 1.0
+        if dist is not None:
+            part = dist.share(len(idx))
+            inputs, target = inputs[part], target[part]
+            weight = len(target) * dist.world / len(idx)  # DDP's mean of the ranks' losses = the global mean
+        loss, logits = _step(state, inputs.to(device), target.to(device), recipe, device, weight)
+        loss_sum += float(loss.detach()) / weight * len(target)
+        right += int((logits.argmax(dim=1) == target.to(device).argmax(dim=1)).sum())
+        seen += len(target)
         if on_step is not None:
-            on_step(i + 1, steps, loss_sum / seen, right / seen)
+            on_step(i + 1, steps, loss_sum / seen, right / seen)  # this rank's own share so far
+    if dist is not None:
+        loss_sum, right, seen = distributed.sums([loss_sum, right, seen], device)
     return lr, loss_sum / seen, right / seen
+
+
+def _step(state: _State, inputs, target, recipe: Recipe, device, weight: float):
+    """One optimiser step on this rank's images; returns (its weighted loss, logits)."""
+    net, optimiser = state.net or state.model, state.optimiser
+    functional.reset_net(state.model)
+    with _autocast(device):
+        logits = net(model_input(inputs))
+    loss = _soft_loss(logits, target, recipe.label_smoothing)
+    if weight != 1.0:
+        loss = loss * weight
+    if not torch.isfinite(loss):
+        raise TrainError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}; lower --lr")
+    optimiser.zero_grad(set_to_none=True)
+    if state.scaler is not None:
+        state.scaler.scale(loss).backward()
+        state.scaler.step(optimiser)
+        state.scaler.update()
+    else:
+        loss.backward()
+        optimiser.step()
+    return loss, logits
+
+
+def _check_shares(n: int, recipe: Recipe, dist: Dist | None) -> None:
+    """Every rank needs at least one image of every global batch, the last one included."""
+    if dist is None:
+        return
+    last = n % recipe.batch_size or recipe.batch_size
+    if min(recipe.batch_size, last) < dist.world:
+        raise TrainError(f"--batch-size {recipe.batch_size}: a batch of {min(recipe.batch_size, last)} images "
+                         f"({n} training images) cannot be shared by {dist.world} processes; choose a batch "
+                         f"size whose last batch has at least {dist.world} images")
 
 
 def train_model(arch: ArchConfig, data: Dataset, recipe: Recipe, folder: Path, *, device: torch.device,
                 on_step: Callable[[int, int, float, float], None] | None = None,
                 on_epoch: Callable[[EpochMetrics], None] | None = None, test_batch: int = 256,
-                info: dict | None = None, init: dict | None = None) -> TrainResult:
+                info: dict | None = None, init: dict | None = None, dist: Dist | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` with ``recipe`` into ``folder`` (resuming a run found there).
     ``init``: a state dict a fresh run starts from (fine-tuning), not used when resuming.
+    ``dist``: this rank of a run on several processes (the process group started,
+    ``distributed.start``); only rank 0 writes files, every rank reads ``last.pt`` to resume.
 
     ``info`` goes into every checkpoint's ``meta``: ``data_spec`` (how to load the data again)
     and ``source`` (where the architecture came from: a zoo name, a study's trial)."""
-    info = info or {}
+    dist = dist if dist is not None and dist.world > 1 else None
+    info = {**(info or {}), "processes": dist.world if dist else 1}
     recipe = recipe.resolved(arch, data.name, events=data.time_steps is not None)
     (x, y), (test_x, test_y) = held_out_split(data)
     if int(y.max()) >= arch.num_classes or int(test_y.max()) >= arch.num_classes:
@@ -397,27 +439,43 @@ def train_model(arch: ArchConfig, data: Dataset, recipe: Recipe, folder: Path, *
                          f"{arch.num_classes} classes")
     if recipe.batch_size > len(y):
         raise TrainError(f"--batch-size {recipe.batch_size}: more than the {len(y)} training images of {data.name}")
+    _check_shares(len(y), recipe, dist)
     x, test_x = (fit_images(t, channels=arch.in_channels, size=arch.img_size) for t in (x, test_x))
-    folder.mkdir(parents=True, exist_ok=True)
+    if dist is None or dist.main:
+        folder.mkdir(parents=True, exist_ok=True)
     state = _resume(folder, arch, recipe, data, device) or _fresh(arch, recipe, device, init)
+    state.net = distributed.wrap(state.model, device) if dist is not None else None
     resumed_from = state.epoch
-    best = max((m.test_accuracy for m in state.metrics), default=-1.0)
     while state.epoch < recipe.epochs:
-        start = time.perf_counter()
-        lr, train_loss, train_acc = _epoch(state, x, y, recipe, data.num_classes, device, on_step)
-        test_acc, test_loss = test_scores(state.model, test_x, test_y, batch=test_batch, device=device)
-        state.epoch += 1
-        metrics = EpochMetrics(state.epoch, lr, train_loss, train_acc, test_loss, test_acc, time.perf_counter() - start)
-        state.metrics.append(metrics)
+        _train_epoch(state, (x, y, test_x, test_y), arch, recipe, data, folder, device=device, on_step=on_step,
+                     on_epoch=on_epoch, test_batch=test_batch, info=info, dist=dist)
+    return TrainResult(folder / "best.pt", folder / "last.pt", state.metrics, resumed_from)
+
+
+def _train_epoch(state: _State, tensors, arch, recipe, data, folder: Path, *, device, on_step, on_epoch,
+                 test_batch: int, info: dict, dist: Dist | None) -> None:
+    """One epoch, its held-out scores, and (rank 0) its checkpoints and metrics.csv."""
+    x, y, test_x, test_y = tensors
+    best = max((m.test_accuracy for m in state.metrics), default=-1.0)
+    start = time.perf_counter()
+    lr, train_loss, train_acc = _epoch(state, x, y, recipe, data.num_classes, device, on_step, dist)
+    if dist is not None:
+        distributed.same_buffers(state.model)  # per-rank batch norm statistics (no --sync-bn): rank 0's
+    test_acc, test_loss = test_scores(state.model, test_x, test_y, batch=test_batch, device=device, dist=dist)
+    state.epoch += 1
+    metrics = EpochMetrics(state.epoch, lr, train_loss, train_acc, test_loss, test_acc, time.perf_counter() - start)
+    state.metrics.append(metrics)
+    if dist is None or dist.main:
         if test_acc > best:
-            best = test_acc
             _save(state, arch, recipe, data, folder / "best.pt", resume=False, info=info)
         _save(state, arch, recipe, data, folder / "last.pt", resume=True, info=info)
         _write_metrics(folder / "metrics.csv", state.metrics)
-        failpoint("epoch")  # tests kill the run here, after the epoch is saved
-        if on_epoch is not None:
-            on_epoch(metrics)
-    return TrainResult(folder / "best.pt", folder / "last.pt", state.metrics, resumed_from)
+    if dist is not None:
+        distributed.barrier()  # every rank goes on only once rank 0 has saved the epoch
+        failpoint(f"epoch.rank{dist.rank}")  # tests kill one rank here
+    failpoint("epoch")  # tests kill the run here, after the epoch is saved
+    if on_epoch is not None:
+        on_epoch(metrics)
 
 
 def _write_metrics(path: Path, metrics: list[EpochMetrics]) -> None:
