@@ -17,6 +17,11 @@ from snnas.cli.common import CliError, OutputFormat, err_console, load_data, res
 MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a larger random input is a typo, not a workload
 
 
+class EnergyModel(str, Enum):
+    arithmetic = "arithmetic"
+    lemaire = "lemaire"
+
+
 class BatchNorm(str, Enum):
     folded = "folded"
     priced = "priced"
@@ -212,7 +217,11 @@ def energy(
                                       help="Hardware profile name (see `snnas profiles`) or YAML file; repeatable."),
     convention: str = typer.Option("snnas", "--convention", "-c",
                                    help="snnas (exact), spikformer, spikingresformer, spikingformer, neurobench."),
-    memory: bool = typer.Option(False, "--memory", help="Add memory traffic (Lemaire et al. 2022)."),
+    memory: bool = typer.Option(False, "--memory", help="The same as --energy-model lemaire."),
+    energy_model: EnergyModel = typer.Option(EnergyModel.arithmetic, "--energy-model", help="arithmetic: the "
+                                             "convention's operations only; lemaire: Lemaire et al.'s model "
+                                             "(ICONIP 2022) for Linear, Conv and IF/LIF layers: operations, "
+                                             "addressing and memory traffic, the memory apart per layer."),
     bn: BatchNorm = typer.Option(BatchNorm.folded, "--bn", help="folded: BatchNorm folded into the neighbouring "
                                  "synapse (counted, not priced); priced: run as is, each element priced."),
     input_file: Optional[Path] = typer.Option(None, "--input", help="A saved tensor (.pt) or .npy array to count on."),
@@ -267,9 +276,26 @@ def energy(
     counts = _count(m, x, batch_dim=batch_dim, effective=conv.needs_effective, bn_folded=bn is BatchNorm.folded,
                     desc=desc)
     counts, rates_info = _given_rates(table, counts, convention)
-    estimates = [estimate(counts, p, convention=convention, memory=memory) for p in profiles]
+    memory = memory or energy_model is EnergyModel.lemaire
+    geometry, sizing = _memory_sizing(m, x, batch_dim) if memory else (None, None)
+    estimates = [estimate(counts, p, convention=convention, memory=memory, geometry=geometry, sizing=sizing)
+                 for p in profiles]
     _emit(model, m, counts, estimates, x, desc, bn=bn.value, seed=seed, fmt=fmt, output=output, rates=rates_info)
     _check_complete(counts, estimates, strict)
+
+
+def _memory_sizing(m: _Model, x, batch_dim: int):
+    """The layers Lemaire's model prices, and its memories sized for one sample and one time step:
+    T is the architecture's, or a model's own ``T`` (spikingjelly's models), or axis 0 of a
+    time-first input (batch axis 1), else 1."""
+    from snnas.energy.memory import Sizing, read_geometry
+
+    steps = getattr(m.arch, "time_steps", None) or getattr(m.module, "T", None)
+    if not isinstance(steps, int) or steps < 1:
+        steps = int(x.shape[0]) if batch_dim == 1 else 1
+    err_console.print(f"note: memory sized for one sample and one of T={steps} time steps (Lemaire et al. 2022; "
+                      "see docs: energy model)", markup=False, highlight=False)
+    return read_geometry(m.module), Sizing(time_steps=steps)
 
 
 def _rate_table(rates: Optional[str], model: str):

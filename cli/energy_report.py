@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from snnas.cli.common import console
+from snnas.energy.estimate import PARTS
 
 LAYER_KEYS = ("macs", "acs", "ac", "ac_signed", "ac_multi", "ac_coincidence", "dense", "rate_dense", "bias",
               "neuron_updates", "spikes", "residual_adds", "masks", "products", "reductions", "pool",
@@ -31,6 +32,9 @@ def build_report(model: str, counts, estimates, input_info: dict, extra: dict) -
         by_profile = {e.profile: e.by_layer_mj.get(layer.name, 0.0) for e in estimates}
         row["energy_mj"] = by_profile[estimates[0].profile] if estimates else None
         row["energy_mj_by_profile"] = by_profile
+        parts = {e.profile: e.by_layer_parts_mj.get(layer.name, {}) for e in estimates if e.memory}
+        if parts:
+            row["energy_parts_mj_by_profile"] = {p: {k: v.get(k, 0.0) for k in PARTS} for p, v in parts.items()}
         if any(row[k] for k in LAYER_KEYS) or any(by_profile.values()):
             layers.append(row)
     return {
@@ -47,16 +51,22 @@ def build_report(model: str, counts, estimates, input_info: dict, extra: dict) -
 def render_csv(report: dict) -> str:
     """One row per layer, then a TOTAL row; an energy column and a completeness column per profile."""
     profiles = [e["profile"] for e in report["energy"]]
+    split = [e["profile"] for e in report["energy"] if e.get("memory")]
     fields = ["name", "type", "operand", "in_rate", "params", *LAYER_KEYS,
-              *(f"energy_mj[{p}]" for p in profiles), *(f"complete[{p}]" for p in profiles)]
+              *(f"energy_mj[{p}]" for p in profiles), *(f"{k}_mj[{p}]" for p in split for k in PARTS),
+              *(f"complete[{p}]" for p in profiles)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for row in report["layers"]:
-        writer.writerow({**row, **{f"energy_mj[{p}]": row["energy_mj_by_profile"].get(p, 0.0) for p in profiles}})
+        parts = row.get("energy_parts_mj_by_profile", {})
+        writer.writerow({**row, **{f"energy_mj[{p}]": row["energy_mj_by_profile"].get(p, 0.0) for p in profiles},
+                         **{f"{k}_mj[{p}]": parts.get(p, {}).get(k, 0.0) for p in split for k in PARTS}})
     total = {"name": "TOTAL", "params": report["params"], **report["totals"]}
     for e in report["energy"]:
         total[f"energy_mj[{e['profile']}]"] = e["total_mj"]
+        total.update({f"{k}_mj[{e['profile']}]": v for k, v in e.get("by_part_mj", {}).items()
+                      if e["profile"] in split})
         total[f"complete[{e['profile']}]"] = e["complete"]
     writer.writerow(total)
     return buffer.getvalue()
@@ -66,16 +76,19 @@ def _g(value: float) -> str:
     return f"{value:.3g}" if value else "0"
 
 
-def print_tables(report: dict, estimates) -> None:
-    first = estimates[0]
+def _layer_table(report: dict, first) -> Table:
     lower = "" if first.complete else " (lower bound)"
     rated = ", at given firing rates" if report.get("rates") else ""
+    model = ", Lemaire memory model" if first.memory else ""
     table = Table(title=f"{escape(report['model'])}: per sample (all time steps), {first.profile} {first.regime}, "
-                        f"{first.convention} convention{rated}", box=box.SIMPLE_HEAD, show_footer=True)
+                        f"{first.convention} convention{model}{rated}", box=box.SIMPLE_HEAD, show_footer=True)
     table.add_column("layer", "total" + lower, min_width=20, overflow="fold")
     table.add_column("in", no_wrap=True)
     for col in ("rate", "MACs", "ACs", "neuron upd.", "other ops"):
         table.add_column(col, justify="right", no_wrap=True)
+    parts = PARTS if first.memory else ()
+    for part in parts:
+        table.add_column(f"{part} mJ", f"{first.part_mj(part):.4g}", justify="right", no_wrap=True)
     table.add_column("mJ", f"{first.total_mj:.4g}", justify="right", no_wrap=True)
     table.add_column("%", "100" if first.total_mj else "-", justify="right", no_wrap=True)
     for row in report["layers"]:
@@ -84,9 +97,15 @@ def print_tables(report: dict, estimates) -> None:
             continue
         rate = "-" if row["in_rate"] is None else f"{row['in_rate']:.3f}"
         other = sum(row[k] for k in OTHER_KEYS)
+        split = row.get("energy_parts_mj_by_profile", {}).get(first.profile, {})
         table.add_row(escape(row["name"]), row["operand"] or "-", rate, _g(row["macs"]), _g(row["acs"]),
-                      _g(row["neuron_updates"]), _g(other), f"{mj:.3g}", f"{100 * mj / first.total_mj:.1f}")
-    console.print(table)
+                      _g(row["neuron_updates"]), _g(other), *(_g(split.get(p, 0.0)) for p in parts), f"{mj:.3g}",
+                      f"{100 * mj / first.total_mj:.1f}")
+    return table
+
+
+def print_tables(report: dict, estimates) -> None:
+    console.print(_layer_table(report, estimates[0]))
     source = report["input"]
     per = "per sample" if source["per_sample"] else f"per batch of {source['samples']}"
     console.print(f"input: {escape(source['source'])}, shape {tuple(source['shape'])}; operand classes decided {per}; "
@@ -101,10 +120,11 @@ def print_tables(report: dict, estimates) -> None:
                   f"neuron updates {t['neuron_updates']:.4g}  spikes {t['spikes']:.4g}  "
                   f"residual adds {t['residual_adds']:.4g}  BatchNorm {t['bn']:.4g}")
     energy = Table(title="energy per sample", box=box.SIMPLE_HEAD)
-    for col in ("profile", "regime", "convention", "mJ", "complete"):
-        energy.add_column(col, justify="right" if col == "mJ" else "left")
+    for col in ("profile", "regime", "convention", "mJ", "memory mJ", "complete"):
+        energy.add_column(col, justify="right" if "mJ" in col else "left")
     for e in estimates:
         status = "yes" if e.complete else f"[red]no[/]: missing {escape(', '.join(e.missing))}"
-        energy.add_row(e.profile, e.regime, e.convention + (" + memory" if e.memory else ""),
-                       f"{e.total_mj:.4g}" + ("" if e.complete else " (lower bound)"), status)
+        memory = f"{e.part_mj('memory'):.4g}" if e.memory else "-"
+        energy.add_row(e.profile, e.regime, e.convention + (" + Lemaire memory" if e.memory else ""),
+                       f"{e.total_mj:.4g}" + ("" if e.complete else " (lower bound)"), memory, status)
     console.print(energy)

@@ -33,6 +33,9 @@ def profiles(
             table.add_column(col)
         for k, t in p.terms.items():
             table.add_row(k, "null" if t.value is None else f"{t.value:g}", t.evidence, t.source)
+        if p.memory is not None:
+            points = ", ".join(f"{b:.0f} B: {e:g}" for b, e in p.memory.points) or "linear fit per word access"
+            table.add_row("memory (pJ/byte)", points, "", p.memory.source)
         console.print(table)
         return
     table = Table(title="hardware profiles (pJ; null = not published)", box=box.SIMPLE_HEAD)

@@ -6,9 +6,14 @@ from dataclasses import dataclass, field
 
 from snnas.energy.conventions import Quantities, get_convention
 from snnas.energy.counts import OpCounts
+from snnas.energy.memory import ModelGeometry, Sizing, lemaire_traffic, memory_pj
 from snnas.energy.profile import NOT_APPLICABLE_WHEN_ABSENT, Profile
 
 PJ_PER_MJ = 1e9
+
+
+ENERGY_MODELS = ("arithmetic", "lemaire")
+PARTS = ("compute", "addressing", "memory")  # a layer's energy, apart
 
 
 @dataclass
@@ -23,45 +28,85 @@ class EnergyEstimate:
     missing: list[str]  # terms needed whose value is unknown (null), then "op <name>" for uncounted ops
     by_term_mj: dict[str, float] = field(default_factory=dict)
     by_layer_mj: dict[str, float] = field(default_factory=dict)
-    memory: bool = False
+    memory: bool = False  # the Lemaire model (memory traffic and addressing included)
+    by_layer_parts_mj: dict[str, dict[str, float]] = field(default_factory=dict)  # layer -> PARTS -> mJ
+
+    @property
+    def energy_model(self) -> str:
+        return "lemaire" if self.memory else "arithmetic"
+
+    def part_mj(self, part: str) -> float:
+        return sum(parts.get(part, 0.0) for parts in self.by_layer_parts_mj.values())
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "regime": self.regime, "convention": self.convention,
-                "total_mj": self.total_mj, "complete": self.complete, "missing": self.missing,
-                "memory": self.memory, "by_term_mj": self.by_term_mj}
+                "energy_model": self.energy_model, "total_mj": self.total_mj, "complete": self.complete,
+                "missing": self.missing, "memory": self.memory, "by_term_mj": self.by_term_mj,
+                "by_part_mj": {part: self.part_mj(part) for part in PARTS}}
 
 
-def memory_accesses(counts: OpCounts, profile: Profile) -> dict[str, float]:
-    """Memory energy per layer in pJ, after Lemaire et al. (ICONIP 2022), simplified.
+class _Ledger:
+    """Adds priced quantities up by term, by layer and by part, and remembers unknown terms."""
 
-    Per synaptic op: input reads (non-zeros for spike inputs, every element for real inputs),
-    one weight read and one accumulator read + write per operation performed, one write per
-    output element. Each access costs ``sram_pj_per_bit * size_bits + sram_offset_pj`` where
-    size is the memory holding that tensor (the layer's weights, its input, its output).
-    """
-    mem = profile.memory
-    out: dict[str, float] = {}
-    for layer in counts.layers:
-        pj = 0.0
-        for rec in layer.records:
-            operations = rec.total("macs") + rec.total("acs")
-            in_numel = rec.numel[0]
-            reads_in = rec.nnz[0] if rec.label != "real" else in_numel
-            pj += reads_in * mem.access_pj(in_numel)
-            pj += operations * mem.access_pj(max(layer.params, 1))
-            pj += 2 * operations * mem.access_pj(rec.out_numel)
-            pj += rec.out_numel * mem.access_pj(rec.out_numel)
-        if pj:
-            out[layer.name] = pj
-    return out
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.by_term: dict[str, float] = {}
+        self.by_layer: dict[str, float] = {}
+        self.parts: dict[str, dict[str, float]] = {}
+        self.missing: set[str] = set()
+
+    def add_mj(self, layer: str, term: str, part: str, mj: float) -> None:
+        self.by_term[term] = self.by_term.get(term, 0.0) + mj
+        self.by_layer[layer] = self.by_layer.get(layer, 0.0) + mj
+        parts = self.parts.setdefault(layer, {})
+        parts[part] = parts.get(part, 0.0) + mj
+
+    def price(self, layer: str, term: str, count: float, part: str = "compute", book_as: str | None = None) -> None:
+        if not count:
+            return
+        if term not in self.profile.terms and term in NOT_APPLICABLE_WHEN_ABSENT:
+            return  # the hardware has no such cost (e.g. routing on a CMOS accelerator)
+        value = self.profile.value(term)
+        if value is None:
+            self.missing.add(term)
+            return
+        self.add_mj(layer, book_as or term, part, count * value / PJ_PER_MJ)
+
+
+def _lemaire(ledger: _Ledger, counts: OpCounts, geometry: ModelGeometry | None, sizing: Sizing | None) -> set[str]:
+    """Price the layers in Lemaire's scope by its model; return their names (the others keep the convention)."""
+    profile = ledger.profile
+    if profile.memory is None:
+        ledger.missing.add("memory")
+        return set()
+    if geometry is None:
+        ledger.missing.add("memory (the model's layers were not read: count with the model)")
+        return set()
+    traffic, outside = lemaire_traffic(counts, geometry, sizing or Sizing(), profile.memory.word_bytes)
+    for name, layer in traffic.items():
+        ledger.price(name, "ac_pj", layer.ops["ac"])
+        ledger.price(name, "mac_pj", layer.ops["mac"])
+        ledger.price(name, "add_pj", layer.addressing["acc_addr"], "addressing", "addressing")
+        ledger.price(name, "mac_pj", layer.addressing["mac_addr"], "addressing", "addressing")
+        for component, pj in memory_pj(layer, profile.memory.pj_per_byte).items():
+            ledger.add_mj(name, f"memory_{component}", "memory", pj / PJ_PER_MJ)
+    if outside:
+        shown = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        ledger.missing.add(f"memory of {len(outside)} layers outside Lemaire's model: {shown}")
+    return set(traffic)
 
 
 def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", memory: bool = False,
-             bn_folded: bool | None = None) -> EnergyEstimate:
+             bn_folded: bool | None = None, geometry: ModelGeometry | None = None,
+             sizing: Sizing | None = None) -> EnergyEstimate:
     """Price ``counts`` on ``profile`` under ``convention`` (per sample, millijoules).
 
-    ``bn_folded`` defaults to how the counts were made. The estimate is incomplete when a term
-    it needs is unknown on the profile or when the counts left an arithmetic op uncounted.
+    ``memory`` selects Lemaire et al.'s model (``energy.memory``): the Linear, Conv and IF / LIF
+    layers of ``geometry`` (``memory.read_geometry(model)``) are priced by its operations,
+    addressing and memory traffic, sized by ``sizing``; every other layer keeps the convention's
+    pricing, and the estimate says its memory traffic is missing. ``bn_folded`` defaults to how
+    the counts were made. The estimate is incomplete when a term it needs is unknown on the
+    profile or when the counts left an arithmetic op uncounted.
     """
     quantities: Quantities = get_convention(convention).quantities(counts)
     if bn_folded is None:
@@ -70,29 +115,13 @@ def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", m
         for layer in counts.layers:
             if layer.total("bn"):
                 quantities.setdefault(layer.name, {})["bn_pj"] = layer.total("bn")
-    by_term: dict[str, float] = {}
-    by_layer: dict[str, float] = {}
-    missing: set[str] = set()
+    ledger = _Ledger(profile)
+    lemaire_layers = _lemaire(ledger, counts, geometry, sizing) if memory else set()
     for name, terms in quantities.items():
+        if name in lemaire_layers:
+            continue
         for term, count in terms.items():
-            if not count:
-                continue
-            if term not in profile.terms and term in NOT_APPLICABLE_WHEN_ABSENT:
-                continue  # the hardware has no such cost (e.g. routing on a CMOS accelerator)
-            value = profile.value(term)
-            if value is None:
-                missing.add(term)
-                continue
-            mj = count * value / PJ_PER_MJ
-            by_term[term] = by_term.get(term, 0.0) + mj
-            by_layer[name] = by_layer.get(name, 0.0) + mj
-    if memory:
-        if profile.memory is None:
-            missing.add("memory")
-        else:
-            for name, pj in memory_accesses(counts, profile).items():
-                by_term["memory"] = by_term.get("memory", 0.0) + pj / PJ_PER_MJ
-                by_layer[name] = by_layer.get(name, 0.0) + pj / PJ_PER_MJ
-    gaps = sorted(missing) + [f"op {op}" for op in sorted(counts.unsupported)]
-    return EnergyEstimate(profile.name, profile.regime, convention, sum(by_term.values()), not gaps, gaps,
-                          by_term, by_layer, memory)
+            ledger.price(name, term, count)
+    gaps = sorted(ledger.missing) + [f"op {op}" for op in sorted(counts.unsupported)]
+    return EnergyEstimate(profile.name, profile.regime, convention, sum(ledger.by_term.values()), not gaps, gaps,
+                          ledger.by_term, ledger.by_layer, memory, ledger.parts)

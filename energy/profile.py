@@ -33,7 +33,7 @@ REQUIRED_TERMS = ("mac_pj", "ac_pj", "add_pj", "neuron_update_pj", "bn_pj")
 # accelerator). Any other term a profile leaves out is unknown: an estimate that needs it is incomplete.
 NOT_APPLICABLE_WHEN_ABSENT = ("active_update_extra_pj", "spike_pj")
 _TOP_KEYS = {"name", "title", "kind", "node", "regime", "source", "terms", "memory", "notes"}
-_MEMORY_KEYS = {"source", "evidence", "sram_pj_per_bit", "sram_offset_pj", "word_bits"}
+_MEMORY_KEYS = {"source", "evidence", "sram_pj_per_bit", "sram_offset_pj", "word_bits", "pj_per_byte"}
 
 
 class ProfileError(ValueError):
@@ -49,15 +49,33 @@ class Term:
 
 @dataclass(frozen=True)
 class Memory:
-    """Lemaire et al. 2022: SRAM access energy = sram_pj_per_bit * memory size in bits + offset."""
+    """SRAM access energy as a function of the memory's size (Lemaire et al., ICONIP 2022).
 
-    sram_pj_per_bit: float
-    sram_offset_pj: float
+    ``pj_per_byte``: points ``(size in bytes, pJ per byte accessed)``, interpolated linearly and
+    clamped at both ends (Lemaire's piecewise-linear fit of Horowitz's SRAM figures). A profile
+    may instead give the older linear fit per word access: ``sram_pj_per_bit * size in bits +
+    sram_offset_pj``.
+    """
+
     word_bits: int
     source: str
+    points: tuple[tuple[float, float], ...] = ()
+    sram_pj_per_bit: float = 0.0
+    sram_offset_pj: float = 0.0
 
-    def access_pj(self, size_elements: float) -> float:
-        return self.sram_pj_per_bit * size_elements * self.word_bits + self.sram_offset_pj
+    @property
+    def word_bytes(self) -> int:
+        return max(1, self.word_bits // 8)
+
+    def pj_per_byte(self, size_bytes: float) -> float:
+        points = self.points
+        if not points:
+            return (self.sram_pj_per_bit * size_bytes * 8 + self.sram_offset_pj) / self.word_bytes
+        size = min(max(size_bytes, points[0][0]), points[-1][0])
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            if size <= x1:
+                return y0 + (y1 - y0) / (x1 - x0) * (size - x0)
+        return points[-1][1]
 
 
 @dataclass(frozen=True)
@@ -112,21 +130,36 @@ def parse_profile(data: Any, *, origin: str) -> Profile:
     missing = [t for t in REQUIRED_TERMS if t not in terms]
     if missing:
         _fail(f"{origin}: terms", f"missing {', '.join(missing)} (write value: null when unknown)")
-    memory = None
-    if data.get("memory") is not None:
-        mem = data["memory"]
-        numbers = ("sram_pj_per_bit", "sram_offset_pj", "word_bits")
-        if not isinstance(mem, Mapping) or set(mem) - _MEMORY_KEYS or not all(
-                isinstance(mem.get(k), (int, float)) and not isinstance(mem.get(k), bool) and
-                math.isfinite(mem[k]) and mem[k] >= 0 for k in numbers):
-            _fail(f"{origin}: memory", "expected sram_pj_per_bit, sram_offset_pj, word_bits (finite non-negative "
-                                       "numbers) and source")
-        memory = Memory(float(mem["sram_pj_per_bit"]), float(mem["sram_offset_pj"]), int(mem["word_bits"]),
-                        str(mem.get("source", "")))
+    memory = None if data.get("memory") is None else _parse_memory(f"{origin}: memory", data["memory"])
     return Profile(name=data["name"], title=data["title"], kind=data["kind"], regime=data["regime"],
                    node=str(data.get("node", "")), source=data["source"],
                    terms={k: _parse_term(f"{origin}: terms.{k}", v) for k, v in terms.items()},
                    memory=memory, notes=str(data.get("notes", "")))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _parse_memory(where: str, mem: Any) -> Memory:
+    if not isinstance(mem, Mapping) or set(mem) - _MEMORY_KEYS or not _number(mem.get("word_bits")) \
+            or int(mem["word_bits"]) < 1:
+        _fail(where, "expected word_bits (a positive number), source, and pj_per_byte (or sram_pj_per_bit and "
+                     "sram_offset_pj)")
+    source = str(mem.get("source", ""))
+    if "pj_per_byte" not in mem:
+        if not (_number(mem.get("sram_pj_per_bit")) and _number(mem.get("sram_offset_pj"))):
+            _fail(where, "expected pj_per_byte: [[size bytes, pJ per byte], ...], or sram_pj_per_bit and "
+                         "sram_offset_pj (finite non-negative numbers)")
+        return Memory(int(mem["word_bits"]), source, (), float(mem["sram_pj_per_bit"]), float(mem["sram_offset_pj"]))
+    points = mem["pj_per_byte"]
+    if not isinstance(points, list) or len(points) < 2 or not all(
+            isinstance(p, list) and len(p) == 2 and all(_number(v) for v in p) for p in points):
+        _fail(f"{where}.pj_per_byte", f"expected at least two [size bytes, pJ per byte] pairs of finite "
+                                      f"non-negative numbers, got {points!r}")
+    if any(b[0] <= a[0] for a, b in zip(points, points[1:])):
+        _fail(f"{where}.pj_per_byte", f"sizes must increase, got {[p[0] for p in points]!r}")
+    return Memory(int(mem["word_bits"]), source, tuple((float(x), float(y)) for x, y in points))
 
 
 MAX_PROFILE_BYTES = 1 << 20  # a profile is a few kilobytes of YAML

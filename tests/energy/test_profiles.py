@@ -54,12 +54,16 @@ def test_user_profile_files_are_validated_strictly(tmp_path):
 
 
 def test_memory_mode_adds_sram_traffic_after_lemaire():
-    counts = count_ops(nn.Linear(3, 2, bias=False), torch.ones(1, 3))
+    from snnas.energy.memory import read_geometry
+
+    model = nn.Linear(3, 2, bias=False)
+    counts, geometry = count_ops(model, torch.ones(1, 3)), read_geometry(model)
     profile = load_profile("45nm-fp32")
     plain = estimate(counts, profile)
-    with_memory = estimate(counts, profile, memory=True)
-    assert with_memory.total_mj > plain.total_mj and "memory" in with_memory.by_term_mj
-    assert estimate(counts, load_profile("loihi"), memory=True).missing == ["memory"]  # binary input: ACs only
+    with_memory = estimate(counts, profile, memory=True, geometry=geometry)
+    assert with_memory.total_mj > plain.total_mj and with_memory.part_mj("memory") > 0
+    assert estimate(counts, load_profile("loihi"), memory=True, geometry=geometry).missing == ["memory"]
+    assert not estimate(counts, profile, memory=True).complete  # the model's layers are needed
 
 
 def test_a_term_a_profile_leaves_out_is_unknown_unless_the_hardware_has_no_such_cost(tmp_path):
