@@ -1,0 +1,281 @@
+"""A differential corpus: models no one here wrote, counted by snnas and by both peers.
+
+snnTorch 1.0 models (Leaky, Synaptic, Alpha, RLeaky, RSynaptic, SLSTM, SConv2dLSTM, LinearLeaky,
+with init_hidden and with explicit state), spikingjelly single- and multi-step networks, and
+plain torch (GRU, LSTM, TransformerEncoderLayer, transposed, depthwise and grouped convs, SDPA).
+For each, on the same weights and input:
+
+* spikingjelly 2.0's SynOpCounter and MACCounter totals equal snnas's counts priced under the
+  ``spikingjelly`` convention (the same rules applied to snnas's per-op records);
+* every Linear / Conv call NeuroBench 2.3 counts (``single_layer_MACs``, effective ops) equals
+  snnas's effective count of that call, with the same spiking / non-spiking class.
+
+Where the peers' conventions differ from each other or from snnas's exact counts, the README's
+"Against peers" table says how (docs/energy-model.md). NeuroBench's recurrent-cell formulas
+(LSTMCell, GRUCell) are a convention of their own and are compared in
+``test_neurobench_recurrent_cells_differ_only_by_their_documented_convention``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import layer as sj_layer, neuron as sj_neuron
+from spikingjelly.activation_based.functional import reset_net, set_step_mode
+from torch import nn
+
+from snnas.energy.counting import count_ops
+from snnas.energy.estimate import estimate
+from snnas.energy.operands import BINARY, TERNARY
+from snnas.energy.profile import load_profile
+from tests.energy.test_peers import _neurobench_layers, spikingjelly_counts
+
+snn = pytest.importorskip("snntorch")
+T, B = 4, 2
+
+
+class StepLoop(nn.Module):
+    """snnTorch's usual loop: layers called once per time step on x[t] ([T, B, ...] in, spikes out)."""
+
+    def __init__(self, layers: list[tuple[nn.Module, str]]):
+        super().__init__()
+        self.mods = nn.ModuleList(m for m, _ in layers)
+        self.kinds = [k for _, k in layers]  # "syn" (stateless) | "leaky" | "synaptic" | "alpha" | "rleaky" | ...
+
+    def _init(self):
+        states = []
+        for m, kind in zip(self.mods, self.kinds):
+            if kind == "syn" or getattr(m, "init_hidden", False):
+                states.append(None)
+            elif kind in ("leaky", "linearleaky"):
+                states.append((m.init_leaky(),))
+            elif kind == "synaptic":
+                states.append(m.init_synaptic())
+            elif kind == "alpha":
+                states.append(m.init_alpha())
+            elif kind == "rleaky":
+                states.append(m.init_rleaky())
+            elif kind == "rsynaptic":
+                states.append(m.init_rsynaptic())
+            elif kind == "slstm":
+                states.append(m.init_slstm())
+            elif kind == "sconvlstm":
+                states.append(m.init_sconv2dlstm())
+        return states
+
+    def forward(self, x):
+        states, out = self._init(), []
+        for step in x:
+            h = step
+            for i, (m, kind) in enumerate(zip(self.mods, self.kinds)):
+                if states[i] is None:
+                    h = m(h)
+                    h = h[0] if isinstance(h, tuple) else h
+                    continue
+                result = m(h, *states[i])
+                h, states[i] = result[0], tuple(result[1:])
+            out.append(h)
+        return torch.stack(out)
+
+
+class _First(nn.Module):
+    def forward(self, x):
+        return x[0] if isinstance(x, tuple) else x
+
+
+def _leaky(**kw):
+    return snn.Leaky(beta=0.8, threshold=0.5, **kw)
+
+
+def _snntorch_models():
+    lin = lambda i, o: (nn.Linear(i, o), "syn")  # noqa: E731
+    return {
+        "snntorch-leaky": (lambda: StepLoop([lin(12, 16), (_leaky(), "leaky"), lin(16, 5), (_leaky(), "leaky")]),
+                           (T, B, 12)),
+        "snntorch-leaky-init-hidden": (lambda: StepLoop([lin(12, 16), (_leaky(init_hidden=True), "leaky"),
+                                                         lin(16, 5), (_leaky(init_hidden=True), "leaky")]), (T, B, 12)),
+        "snntorch-synaptic": (lambda: StepLoop([lin(12, 16), (snn.Synaptic(alpha=0.7, beta=0.8, threshold=0.5),
+                                                              "synaptic"), lin(16, 5)]), (T, B, 12)),
+        "snntorch-alpha": (lambda: StepLoop([lin(12, 16), (snn.Alpha(alpha=0.8, beta=0.6, threshold=0.3), "alpha"),
+                                             lin(16, 5)]), (T, B, 12)),
+        "snntorch-rleaky": (lambda: StepLoop([lin(12, 16), (snn.RLeaky(beta=0.8, linear_features=16, threshold=0.5),
+                                                            "rleaky"), lin(16, 5)]), (T, B, 12)),
+        "snntorch-rsynaptic": (lambda: StepLoop([lin(12, 16), (snn.RSynaptic(alpha=0.7, beta=0.8, linear_features=16,
+                                                                             threshold=0.5), "rsynaptic"),
+                                                 lin(16, 5)]), (T, B, 12)),
+        "snntorch-slstm": (lambda: StepLoop([(snn.SLSTM(12, 16, threshold=0.5), "slstm"), lin(16, 5)]), (T, B, 12)),
+        "snntorch-sconv2dlstm": (lambda: StepLoop([(snn.SConv2dLSTM(2, 4, 3, threshold=0.5), "sconvlstm"),
+                                                   (nn.Flatten(), "syn"), lin(4 * 6 * 6, 5)]), (T, B, 2, 6, 6)),
+        "snntorch-linearleaky": (lambda: nn.Sequential(  # one call on the whole [T, B, F] sequence
+            snn.LinearLeaky(beta=0.8, in_features=12, out_features=16, threshold=0.5), _First(), nn.Linear(16, 5)),
+            (T, B, 12)),
+        "snntorch-conv-leaky": (lambda: StepLoop([(nn.Conv2d(2, 4, 3, padding=1), "syn"), (_leaky(), "leaky"),
+                                                  (nn.Conv2d(4, 4, 3, groups=2), "syn"), (_leaky(), "leaky"),
+                                                  (nn.Flatten(), "syn"), lin(4 * 4 * 4, 5)]), (T, B, 2, 6, 6)),
+    }
+
+
+def _sj_models():
+    def single():
+        return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), sj_neuron.LIFNode(),
+                             nn.Conv2d(4, 4, 3, padding=1, groups=4), sj_neuron.IFNode(),
+                             nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+
+    class SingleStepLoop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = single()
+
+        def forward(self, x):
+            return torch.stack([self.net(step) for step in x])
+
+    def multi():
+        net = nn.Sequential(sj_layer.Conv2d(2, 4, 3, padding=1), sj_layer.BatchNorm2d(4), sj_neuron.LIFNode(),
+                            sj_layer.Conv2d(4, 8, 3, padding=1, groups=2), sj_neuron.LIFNode(),
+                            sj_layer.Flatten(), sj_layer.Linear(8 * 6 * 6, 5))
+        set_step_mode(net, "m")
+        return net
+
+    return {"spikingjelly-single-step": (SingleStepLoop, (T, B, 2, 6, 6)),
+            "spikingjelly-multi-step": (multi, (T, B, 2, 6, 6))}
+
+
+class _Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.out = nn.Linear(8, 8)
+
+    def forward(self, x):  # [B, N, 8]
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.out(F.scaled_dot_product_attention(q, k, v))
+
+
+def _torch_models():
+    return {
+        "torch-transposed-conv": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, stride=2), nn.ReLU(),
+                                                        nn.ConvTranspose2d(4, 3, 3, stride=2)), (B, 2, 9, 9)),
+        "torch-depthwise-grouped": (lambda: nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.ReLU(),
+                                                          nn.Conv2d(4, 8, 1, groups=2)), (B, 4, 7, 7)),
+        "torch-sdpa": (_Attention, (B, 5, 8)),
+        "torch-transformer-layer": (lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+                                    (B, 5, 8)),
+    }
+
+
+MODELS = {**_snntorch_models(), **_sj_models(), **_torch_models()}
+# MACs per sample spikingjelly's MACCounter does not see: nn.MultiheadAttention's 4-D attention runs
+# PyTorch's fused CPU flash-attention kernel, one aten op it has no rule for (scores and mixing,
+# 2 x N x N x d = 2 x 5 x 5 x 8); called on 3-D tensors SDPA decomposes into bmm and it counts them.
+KNOWN_GAPS = {"torch-transformer-layer": 2 * 5 * 5 * 8}
+
+
+def _model_and_input(name):
+    make, shape = MODELS[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.rand(*shape) * 2
+    return model, x, 1 if len(shape) >= 3 and name.startswith(("snntorch", "spikingjelly")) else 0
+
+
+def _reset(model):
+    reset_net(model)
+    try:
+        from snntorch import utils
+
+        utils.reset(model)
+    except Exception:  # noqa: BLE001 - a model with no snnTorch neurons
+        pass
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_spikingjellys_counters_agree_under_their_rules(name):
+    model, x, batch_dim = _model_and_input(name)
+    _reset(model)
+    # PyTorch's fused encoder-layer fast path (eval, no grad) is one op spikingjelly's MACCounter does
+    # not know: it counts 0 MACs there (test below); with the fast path off both see the same ops
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        their_synops, their_macs = _spikingjelly(model, x)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    _reset(model)
+    counts = count_ops(model, x, batch_dim=batch_dim)
+    assert counts.complete, counts.incomplete_reasons if hasattr(counts, "incomplete_reasons") else name
+    batch = x.shape[batch_dim]
+    priced = estimate(counts, load_profile("45nm-fp32"), convention="spikingjelly").by_term_mj
+    assert priced.get("ac_pj", 0.0) / 0.9e-9 * batch == pytest.approx(their_synops, rel=1e-9, abs=1e-6)
+    ours_macs = priced.get("mac_pj", 0.0) / 4.6e-9 * batch - KNOWN_GAPS.get(name, 0) * batch
+    assert ours_macs == pytest.approx(sum(their_macs.values()), rel=1e-9), their_macs
+    assert their_synops + sum(their_macs.values()) > 0
+
+
+def _spikingjelly(model, x):
+    try:
+        return spikingjelly_counts(model, x)
+    except KeyError:  # its MACCounter saw no op it counts: no "Global" table
+        return spikingjelly_counts.__wrapped__(model, x) if hasattr(spikingjelly_counts, "__wrapped__") else (0.0, {})
+
+
+def test_spikingjelly_counts_no_mac_in_pytorchs_fused_encoder_layer_and_snnas_counts_them():
+    model, x, _ = _model_and_input("torch-transformer-layer")
+    with torch.no_grad():
+        _, their_macs = _spikingjelly(model, x)  # the fast path runs: one fused op
+    counts = count_ops(model, x)
+    assert sum(their_macs.values()) == 0
+    # per sample: q, k, v and output projections 4 x 5 x 8 x 8, scores and mixing 2 x 5 x 5 x 8, FFN 2 x 5 x 8 x 16
+    assert counts.total("macs") == 4 * 5 * 64 + 2 * 5 * 5 * 8 + 2 * 5 * 8 * 16 and counts.complete
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_neurobench_counts_every_linear_and_conv_call_the_same(name):
+    model, x, batch_dim = _model_and_input(name)
+    _reset(model)
+    theirs = _neurobench_layers(model, x)
+    _reset(model)
+    counts = count_ops(model, x, batch_dim=batch_dim, effective=True)
+    ours = {layer.name: [r for r in layer.records if r.op in ("conv", "linear")] for layer in counts.layers}
+    batch = x.shape[batch_dim]
+    assert theirs, "NeuroBench saw no layer"
+    for layer, calls in theirs.items():
+        # per layer: the same effective operations; a call on an all-zero input (snnTorch's first
+        # recurrent step) is a 0-op call for NeuroBench and no record for snnas
+        assert sum(r.effective for r in ours[layer]) * batch == pytest.approx(sum(float(o) for o, _ in calls), rel=1e-9)
+        busy = [bool(spiking) for ops, spiking in calls if ops]
+        assert len(busy) == len([r for r in ours[layer] if r.effective]), layer
+        assert busy == [r.kinds[0] in (BINARY, TERNARY) for r in ours[layer] if r.effective], layer
+
+
+def _totals(counts):
+    return {k: counts.total(k) for k in ("macs", "acs", "neuron_updates", "spikes", "dense")}, counts.complete
+
+
+# Known: the first recurrent call on snnTorch's zero initial state (made by init_rleaky outside the
+# input's history) is left out of eager counting and counted from torch.export: 'dense' differs by
+# one call (16 x 16 per sample); the effective counts agree.
+KNOWN_FORMAT_GAPS = {"snntorch-rleaky", "snntorch-rsynaptic"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="dense differs by the "
+                                                                         "zero-state call")) if n in KNOWN_FORMAT_GAPS
+                                  else n for n in MODELS])
+def test_every_corpus_model_counts_the_same_from_torch_export_and_torchscript(name, tmp_path):
+    """snnTorch's surrogate gradients are closures: its models cannot be pickled or traced to
+    TorchScript (torch.jit.trace fails inside snnTorch), so they are checked through torch.export."""
+    from snnas.energy.loading import load_module_file
+
+    model, x, batch_dim = _model_and_input(name)
+    _reset(model)
+    reference = _totals(count_ops(model, x, batch_dim=batch_dim))
+    _reset(model)
+    program = torch.export.export(model, (x,), dynamic_shapes=({batch_dim: torch.export.Dim.AUTO},))
+    torch.export.save(program, tmp_path / "m.pt2")
+    loaded = load_module_file(tmp_path / "m.pt2")
+    assert _totals(count_ops(loaded.module, x, batch_dim=batch_dim, module_types=loaded.module_types)) == reference
+    if name.startswith("snntorch"):
+        return
+    _reset(model)
+    torch.jit.trace(model, (x,), check_trace=False).save(str(tmp_path / "m.ts"))
+    assert _totals(count_ops(load_module_file(tmp_path / "m.ts").module, x, batch_dim=batch_dim)) == reference
