@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -228,7 +229,11 @@ def _run_training(source, spec, dataset, arch, recipe, folder: Path, dev, init: 
     signal.signal(signal.SIGTERM, _stop)
     display = _TrainDisplay(recipe.epochs, done, err_console.is_terminal and not _QUIET["on"])
     if dist is not None:
-        dev = distributed.start(dist, dev)
+        try:
+            dev = distributed.start(dist, dev)
+        except distributed.DistError as exc:  # this rank's own trouble: said by this rank
+            print(f"snnas: error: rank {dist.rank}: {exc}", file=sys.stderr)
+            raise typer.Exit(2)
     _note_world_change(folder, dist.world if dist else 1, recipe)
     where = f"{dist.world} processes ({dev.type}, {'NCCL' if dev.type == 'cuda' else 'gloo'})" if dist else dev
     if not _QUIET["on"]:
@@ -289,7 +294,6 @@ def _launch(nproc: int, dist, threads: int | None) -> None:
     launcher (standalone: one machine, a free port); its exit code is the command's."""
     import logging
     import os
-    import sys
     import uuid
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -27,6 +27,10 @@ TIMEOUT_ENV = "SNNAS_DIST_TIMEOUT"  # seconds a rank waits in a collective befor
 DEFAULT_TIMEOUT_S = 900
 
 
+class DistError(RuntimeError):
+    """This rank cannot join the run (a GPU it should use is not there)."""
+
+
 @dataclass(frozen=True)
 class Dist:
     """This process's place in a distributed run."""
@@ -68,7 +72,8 @@ def start(dist: Dist, device: torch.device) -> torch.device:
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
     if device.type == "cuda":
         if dist.local_rank >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={dist.local_rank}: only {torch.cuda.device_count()} CUDA devices are visible")
+            raise DistError(f"LOCAL_RANK={dist.local_rank}: only {torch.cuda.device_count()} CUDA devices are "
+                            "visible; start at most one process per GPU")
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     if not td.is_initialized():
