@@ -41,13 +41,16 @@ def count(model: nn.Module, *, inputs: torch.Tensor | Iterable[torch.Tensor], ba
 
 
 def price(counts: OpCounts, *, profile: str | Path = "45nm-fp32", convention: str = "snnas",
-          memory: bool = False, rates: str | Path | Mapping | None = None) -> EnergyEstimate:
+          memory: bool = False, rates: str | Path | Mapping | None = None,
+          model: nn.Module | None = None) -> EnergyEstimate:
     """Energy per sample of ``counts`` on a hardware profile (a built-in name from ``profiles()``
     or a YAML file) under a counting convention (``snnas``, ``spikformer``, ``spikingjelly``, ...).
 
     The result's ``total_mj`` is millijoules per sample, ``by_layer_mj`` and ``by_term_mj`` split
     it; ``complete`` is False (and ``missing`` says why) when a term the profile needs is unknown
-    or an operation was not counted. ``memory`` adds the profile's memory-access model.
+    or an operation was not counted. ``memory`` prices Lemaire et al.'s memory-aware model, which
+    needs the layers' geometry: pass the counted ``model`` too (without it the estimate is marked
+    incomplete, memory missing).
     ``rates`` prices the counts at given firing rates instead of the measured ones: a rate table
     (YAML or CSV path), ``"published:<zoo name>"`` for a table shipped with snnas, or a mapping
     ``{layer: rate}`` (see Reproducing papers); a bad table raises ``RatesError``.
@@ -56,7 +59,12 @@ def price(counts: OpCounts, *, profile: str | Path = "45nm-fp32", convention: st
         from snnas.energy.rates import apply
 
         counts = apply(counts, rates)
-    return estimate(counts, load_profile(profile), convention=convention, memory=memory)
+    geometry = None
+    if memory and model is not None:
+        from snnas.energy.memory import read_geometry
+
+        geometry = read_geometry(model)
+    return estimate(counts, load_profile(profile), convention=convention, memory=memory, geometry=geometry)
 
 
 def profiles() -> list[str]:

@@ -66,3 +66,18 @@ def test_a_model_saved_from_python_reads_back_the_same(tmp_path):
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded.model.eval()(x), model(x))
+
+
+def test_price_with_memory_reads_the_layers_of_the_model_it_is_given():
+    import torch
+
+    import snnas
+    from snnas.nas.models import build_model
+    from tests.conftest import tiny_arch
+
+    model = build_model(tiny_arch())
+    counts = snnas.count(model, inputs=torch.rand(2, 3, 16, 16))
+    blind, seen = snnas.price(counts, memory=True), snnas.price(counts, memory=True, model=model)
+    assert any("count with the model" in m for m in blind.missing)
+    assert not any("count with the model" in m for m in seen.missing)
+    assert seen.total_mj > snnas.price(counts).total_mj  # memory traffic adds to the arithmetic
