@@ -253,6 +253,10 @@ def energy(
                                            "Spikingformer, Spike-driven Transformer, QKFormer, SpikingResformer) "
                                            "loaded into MODEL, a zoo name or snnas model of that family; read as "
                                            "tensors only."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Print beside the SNN the same network "
+                                  "as a ceil(log2(T+1))-bit and an INT8 ANN on the same profile and energy model, "
+                                  "the SNN/ANN ratios and the break-even firing rate (Yan et al., arXiv "
+                                  "2409.08290; see docs: energy model)."),
 ) -> None:
     """Count MACs, ACs and other operations per layer, and price them on hardware profiles."""
     from snnas.energy.conventions import get_convention
@@ -280,19 +284,36 @@ def energy(
     geometry, sizing = _memory_sizing(m, x, batch_dim) if memory else (None, None)
     estimates = [estimate(counts, p, convention=convention, memory=memory, geometry=geometry, sizing=sizing)
                  for p in profiles]
-    _emit(model, m, counts, estimates, x, desc, bn=bn.value, seed=seed, fmt=fmt, output=output, rates=rates_info)
+    baselines = _baselines(counts, estimates, profiles, _time_steps(m, x, batch_dim), memory, geometry, sizing) \
+        if baseline else None
+    _emit(model, m, counts, estimates, x, desc, bn=bn.value, seed=seed, fmt=fmt, output=output, rates=rates_info,
+          baselines=baselines)
     _check_complete(counts, estimates, strict)
 
 
-def _memory_sizing(m: _Model, x, batch_dim: int):
-    """The layers Lemaire's model prices, and its memories sized for one sample and one time step:
-    T is the architecture's, or a model's own ``T`` (spikingjelly's models), or axis 0 of a
+def _time_steps(m: _Model, x, batch_dim: int) -> int:
+    """T: the architecture's, or a model's own ``T`` (spikingjelly's models), or axis 0 of a
     time-first input (batch axis 1), else 1."""
+    steps = getattr(m.arch, "time_steps", None) or getattr(m.module, "T", None)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        steps = int(x.shape[0]) if batch_dim == 1 else 1
+    return steps
+
+
+def _baselines(counts, estimates, profiles, steps: int, memory: bool, geometry, sizing):
+    """The fair baseline of every estimate: its ANN twins on the same profile and energy model."""
+    from snnas.energy.baseline import fair_baseline
+
+    return [fair_baseline(counts, e, p, time_steps=steps, memory=memory, geometry=geometry, sizing=sizing)
+            for e, p in zip(estimates, profiles)]
+
+
+def _memory_sizing(m: _Model, x, batch_dim: int):
+    """The layers Lemaire's model prices, and its memories sized for one sample and one time step
+    (T as ``_time_steps`` finds it)."""
     from snnas.energy.memory import Sizing, read_geometry
 
-    steps = getattr(m.arch, "time_steps", None) or getattr(m.module, "T", None)
-    if not isinstance(steps, int) or steps < 1:
-        steps = int(x.shape[0]) if batch_dim == 1 else 1
+    steps = _time_steps(m, x, batch_dim)
     err_console.print(f"note: memory sized for one sample and one of T={steps} time steps (Lemaire et al. 2022; "
                       "see docs: energy model)", markup=False, highlight=False)
     return read_geometry(m.module), Sizing(time_steps=steps)
@@ -339,17 +360,22 @@ def _output_format(fmt, output: Optional[Path]):
     return OutputFormat.csv if output.suffix.lower() == ".csv" else OutputFormat.json
 
 
-def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fmt, output, rates=None) -> None:
-    from snnas.cli.energy_report import build_report, print_tables, render_csv
+def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fmt, output, rates=None,
+          baselines=None) -> None:
+    from snnas.cli.energy_report import baseline_report, build_report, print_baseline, print_tables, render_csv
 
     input_info = {"source": desc, "shape": list(x.shape), "samples": counts.batch_size,
                   "per_sample": counts.per_sample}
     extra = {"file_kind": m.kind, "bn": bn, **({"seed": seed} if m.kind == "zoo" else {}), "rates": rates}
+    if baselines is not None:
+        extra["baseline"] = baseline_report(baselines)
     report = build_report(spec, counts, estimates, input_info, extra)
     if fmt is OutputFormat.table:
         if output is not None:
             raise CliError("--format table prints to the terminal; use --format json or csv with --output")
         print_tables(report, estimates)
+        if baselines:
+            print_baseline(report["baseline"])
         return
     text = json.dumps(report, indent=2) if fmt is OutputFormat.json else render_csv(report)
     if output is None:

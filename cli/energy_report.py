@@ -54,7 +54,7 @@ def render_csv(report: dict) -> str:
     split = [e["profile"] for e in report["energy"] if e.get("memory")]
     fields = ["name", "type", "operand", "in_rate", "params", *LAYER_KEYS,
               *(f"energy_mj[{p}]" for p in profiles), *(f"{k}_mj[{p}]" for p in split for k in PARTS),
-              *(f"complete[{p}]" for p in profiles)]
+              *(f"complete[{p}]" for p in profiles), *_baseline_fields(report)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
@@ -68,8 +68,51 @@ def render_csv(report: dict) -> str:
         total.update({f"{k}_mj[{e['profile']}]": v for k, v in e.get("by_part_mj", {}).items()
                       if e["profile"] in split})
         total[f"complete[{e['profile']}]"] = e["complete"]
+    total.update(_baseline_cells(report.get("baseline")))
     writer.writerow(total)
     return buffer.getvalue()
+
+
+BASELINE_COLUMNS = ("ann_q_bits", "measured_rate")
+BASELINE_PER_PROFILE = ("ann_q_mj", "snn_over_ann_q", "break_even_rate_q", "ann_int8_mj", "snn_over_ann_int8",
+                        "break_even_rate_int8", "baseline_complete")
+
+
+def _baseline_fields(report: dict) -> list[str]:
+    baseline = report.get("baseline")
+    if not baseline:
+        return []
+    return [*BASELINE_COLUMNS, *(f"{k}[{b['profile']}]" for b in baseline["by_profile"] for k in BASELINE_PER_PROFILE)]
+
+
+def _baseline_cells(baseline: dict | None) -> dict:
+    """The fair baseline's figures on the TOTAL row (empty cells where a figure does not exist)."""
+    if not baseline:
+        return {}
+    cells = {"ann_q_bits": baseline["bits"], "measured_rate": baseline["measured_rate"]}
+    for b in baseline["by_profile"]:
+        for twin in b["twins"]:
+            tag = "q" if twin["name"] == "quantized" else twin["name"]
+            cells[f"ann_{tag}_mj[{b['profile']}]"] = twin["energy_mj"]
+            cells[f"snn_over_ann_{tag}[{b['profile']}]"] = twin["snn_over_ann"]
+            cells[f"break_even_rate_{tag}[{b['profile']}]"] = twin["break_even_rate"]
+        cells[f"baseline_complete[{b['profile']}]"] = b["complete"]
+    return cells
+
+
+def baseline_report(baselines) -> dict:
+    """The JSON "baseline" object: per profile, the SNN beside its ANN twins (energy.baseline)."""
+    from snnas.energy.baseline import SOURCE, activation_bits
+
+    first = baselines[0] if baselines else None
+    steps = first.time_steps if first else None
+    return {"source": SOURCE, "time_steps": steps, "bits": activation_bits(steps) if steps else None,
+            "measured_rate": first.measured_rate if first else None,
+            "rule": "the same network computing in one step with ceil(log2(T+1))-bit (and 8-bit) activations: "
+                    "dense/T MACs, a multiply scaled by its operands' bits (a*w/p^2 of the profile's), one "
+                    "quantiser per neuron, the other element-wise work once; the break-even rate is the measured "
+                    "rate times the uniform scale of every spike count at which the SNN costs as much as the ANN",
+            "by_profile": [b.to_dict() for b in baselines]}
 
 
 def _g(value: float) -> str:
@@ -128,3 +171,43 @@ def print_tables(report: dict, estimates) -> None:
         energy.add_row(e.profile, e.regime, e.convention + (" + Lemaire memory" if e.memory else ""),
                        f"{e.total_mj:.4g}" + ("" if e.complete else " (lower bound)"), memory, status)
     console.print(energy)
+
+
+def _break_even(twin: dict, rate) -> str:
+    value = twin["break_even_rate"]
+    if rate is None:
+        return "- (no neurons)"
+    if not rate:
+        return "- (no spikes)"
+    if value is None:
+        return "never"
+    return f"{value:.3g}" + (" (any rate)" if value > 1 else "")
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def print_baseline(baseline: dict) -> None:
+    """The fair-baseline block after the energy table."""
+    bits, rate = baseline["bits"], baseline["measured_rate"]
+    table = Table(title=f"fair baseline: the same network as an ANN computing in one step what the SNN spreads over "
+                        f"T={baseline['time_steps']} ({escape(baseline['source'])})", box=box.SIMPLE_HEAD)
+    for col in ("profile", "SNN mJ", f"{bits}-bit ANN mJ", "SNN/ANN", f"break-even ({bits}-bit)", "INT8 ANN mJ",
+                "SNN/INT8", "break-even (INT8)", "complete"):
+        table.add_column(col, justify="left" if col in ("profile", "complete") else "right")
+    for b in baseline["by_profile"]:
+        q, i8 = b["twins"]
+        missing = sorted({g for t in b["twins"] for g in t["missing"]})
+        status = "yes" if b["complete"] else "[red]no[/]" + (f": ANN missing {escape(', '.join(missing))}"
+                                                           if missing else ": SNN figure incomplete")
+        table.add_row(b["profile"], f"{b['snn_mj']:.4g}", f"{q['energy_mj']:.4g}", _ratio(q["snn_over_ann"]),
+                      _break_even(q, rate), f"{i8['energy_mj']:.4g}", _ratio(i8["snn_over_ann"]),
+                      _break_even(i8, rate), status)
+    console.print(table)
+    measured = "no spiking neurons" if rate is None else f"{rate:.3g} spikes per neuron and step"
+    unscaled = [b["profile"] for b in baseline["by_profile"] if b["weight_bits"] is None]
+    console.print(f"measured rate: {measured}; below the break-even rate (every spike count scaled alike) the SNN "
+                  "costs less. Weights keep the profile's precision" +
+                  (f"; {escape(', '.join(unscaled))}: not an integer regime, multiplies not scaled by bits"
+                   if unscaled else ""))
