@@ -152,6 +152,8 @@ class OpCounts:
     unsupported: dict[str, int]  # arithmetic op -> calls (in one pass) that no handler counted
     bn_folded: bool = True  # BatchNorm treated as folded into the neighbouring synapse while counting
     per_sample: bool = True  # operand classes decided per sample (False: per batch tensor)
+    # why each sample ran on its own forward ("" when one batched pass counted every sample on its own)
+    per_sample_loop: str = ""
 
     @property
     def complete(self) -> bool:

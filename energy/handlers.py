@@ -36,6 +36,7 @@ CHARGE_BY_KIND = {BINARY: "ac", TERNARY: "ac_signed", MULTILEVEL: "ac_multi", RE
 
 class Context(Protocol):
     effective: bool  # also count NeuroBench's effective ops
+    samples: int  # samples the op holds: a weight operand is counted once per sample
 
     def operand(self, t: torch.Tensor) -> Operand: ...  # classify (BatchNorm folding aware)
     def is_data(self, t: object) -> bool: ...  # depends on the model's input
@@ -92,8 +93,8 @@ def _conv(ctx: Context, a: dict, out) -> None:
         effective = float(aten.convolution((x != 0).to(exact_type), (w != 0).to(exact_type), None, stride, padding,
                                            dilation, transposed, output_padding, groups).sum(dtype=torch.float64))
     bias_adds = _numel(out) if bias is not None else 0.0
-    ctx.record(OpRecord("conv", dense, bias_adds, (inp.kind, REAL), (inp.nnz, float(w.numel())),
-                        (float(inp.numel), float(w.numel())), {CHARGE_BY_KIND[inp.kind]: exact},
+    weight = float(w.numel()) * ctx.samples
+    ctx.record(OpRecord("conv", dense, bias_adds, (inp.kind, REAL), (inp.nnz, weight), (float(inp.numel), weight), {CHARGE_BY_KIND[inp.kind]: exact},
                         _numel(out), effective))
 
 
@@ -118,8 +119,8 @@ def _product(ctx: Context, left: torch.Tensor, right: torch.Tensor, bias_adds: f
         act = ctx.operand(act_tensor)
         fan_out = m if data_left else n
         exact = dense if act.levels is None else float(act.levels.sum(dtype=torch.float64)) * fan_out * _reuse(act_tensor, batch)
-        ctx.record(OpRecord("linear", dense, bias_adds, (act.kind, REAL), (act.nnz, float(weight.numel())),
-                            (float(act.numel), float(weight.numel())), {CHARGE_BY_KIND[act.kind]: exact},
+        weights = float(weight.numel()) * ctx.samples
+        ctx.record(OpRecord("linear", dense, bias_adds, (act.kind, REAL), (act.nnz, weights), (float(act.numel), weights), {CHARGE_BY_KIND[act.kind]: exact},
                             _numel(out), effective))
         return
     lo, ro = ctx.operand(left), ctx.operand(right)
@@ -431,16 +432,18 @@ for _name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "var", "std",
               "linalg_vector_norm", "norm", "cumsum", "cumprod", "argmax", "argmin", "aminmax", "nansum",
               "count_nonzero", "any", "all"):
     HANDLERS[_name] = _per_input("reductions")
-for _name in ("relu", "relu6", "clamp", "clamp_min", "clamp_max", "abs", "sign", "sgn", "maximum",
+ACTIVATION_OPS = ("relu", "relu6", "clamp", "clamp_min", "clamp_max", "abs", "sign", "sgn", "maximum",
               "minimum", "fmax", "fmin", "hardtanh", "leaky_relu", "threshold", "heaviside", "round", "floor",
               "ceil", "trunc", "frac", "hardsigmoid", "hardswish", "hardshrink", "softshrink", "prelu",
-              "_prelu_kernel", "rrelu", "eq", "ne", "ge", "gt", "le", "lt", "signbit"):
-    HANDLERS[_name] = _per_output("activations")
-for _name in ("exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sigmoid", "tanh", "gelu", "silu", "mish",
+              "_prelu_kernel", "rrelu", "eq", "ne", "ge", "gt", "le", "lt", "signbit")
+NONLINEAR_OPS = ("exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sigmoid", "tanh", "gelu", "silu", "mish",
               "softplus", "elu", "selu", "celu", "erf", "erfc", "erfinv", "sqrt", "rsqrt", "reciprocal", "pow",
               "float_power", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh",
               "acosh", "atanh", "_softmax", "_safe_softmax", "_log_softmax", "softmax", "log_softmax", "logsumexp", "logit",
-              "glu", "log_sigmoid_forward", "xlogy", "hypot", "special_erfcx"):
+              "glu", "log_sigmoid_forward", "xlogy", "hypot", "special_erfcx")
+for _name in ACTIVATION_OPS:
+    HANDLERS[_name] = _per_output("activations")
+for _name in NONLINEAR_OPS:
     HANDLERS[_name] = _per_output("nonlinear")
 
 # Ops that move, view, create or check data: never counted, never reported.

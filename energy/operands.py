@@ -21,6 +21,7 @@ module produced them: a {0, 0.5} tensor is multi-level (level 1 with q = 1/2), n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -39,6 +40,12 @@ class Operand:
     levels: torch.Tensor | None  # |value| / quantum, same shape as the tensor; None for real
     nnz: float  # number of non-zero elements
     numel: int
+    # for a batch (``classify_samples``): whether every sample is of ``kind``; if not, each sample's kind
+    sample_kinds: tuple[str, ...] | None = None
+
+    @property
+    def uniform(self) -> bool:
+        return self.sample_kinds is None
 
     @property
     def rate(self) -> float:
@@ -87,10 +94,13 @@ def _quantum(values: torch.Tensor) -> float | None:
     return float(quanta[0]) if quanta.numel() else None
 
 
+def _as_counted(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def classify(x: torch.Tensor) -> Operand:
     """Classify ``x`` by its values; ``levels`` is what an event-driven layer accumulates."""
-    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()  # levels are counted in float32 at least: exact whole numbers up to 2**24
+    x = _as_counted(x)  # levels are counted in float32 at least: exact whole numbers up to 2**24
     flat = x.reshape(-1)
     numel = x.numel()
     nnz = float(torch.count_nonzero(flat))
@@ -116,3 +126,68 @@ def classify(x: torch.Tensor) -> Operand:
 def worst(*kinds: str) -> str:
     """The most expensive class among ``kinds``."""
     return max(kinds, key=RANK.__getitem__)
+
+
+# ----------------------------------------------------------------------------- a batch, sample by sample
+def classify_samples(x: torch.Tensor, outer: int, batch: int, inner: int) -> Operand:
+    """``x`` holds ``batch`` samples as ``[outer, batch, inner]`` (see ``energy.samples``): the operand
+    each sample's own ``classify`` gives, for the batch at once. When every sample is of one kind the
+    levels are each sample's own (a fractional quantum is the sample's); otherwise ``sample_kinds``
+    lists the kinds and ``levels`` is None (the counter then counts the op sample by sample)."""
+    x = _as_counted(x)
+    nnz = float(torch.count_nonzero(x))
+    if nnz == 0:
+        return Operand(BINARY, x, nnz, x.numel())
+    if torch.equal(x, x.round()):  # whole numbers: each sample's kind from its extremes
+        x3 = x.reshape(outer, batch, inner)
+        return _whole_samples(x, x3.amin(dim=(0, 2)), x3.amax(dim=(0, 2)), nnz)
+    rows = x.reshape(outer, batch, inner).transpose(0, 1)  # [batch, outer, inner]
+    real = _surely_real(rows)
+    each = [None if real[i] else classify(rows[i]) for i in range(batch)]
+    kinds = [REAL if op is None else op.kind for op in each]
+    if any(k != kinds[0] for k in kinds):
+        return Operand(worst(*kinds), None, nnz, x.numel(), tuple(kinds))
+    if kinds[0] == REAL:
+        return Operand(REAL, None, nnz, x.numel())
+    levels = torch.stack([op.levels.reshape(outer, inner) for op in each], dim=1)
+    return Operand(kinds[0], levels.reshape(x.shape), nnz, x.numel())
+
+
+def _whole_samples(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, nnz: float) -> Operand:
+    """Samples of whole numbers, by their least and greatest values: binary ({0, 1}), ternary ({-1, 0, 1}),
+    multi-level (quantum 1, levels their magnitudes) or, past ``MAX_LEVEL`` or infinite, real, as
+    ``classify`` finds each."""
+    largest = torch.maximum(high, -low)
+    kinds = [BINARY if m <= 1 and lo >= 0 else TERNARY if m <= 1 else MULTILEVEL if m <= MAX_LEVEL + 0.5 else REAL
+             for lo, m in zip(low.tolist(), largest.tolist())]
+    if any(k != kinds[0] for k in kinds):
+        return Operand(worst(*kinds), None, nnz, x.numel(), tuple(kinds))
+    kind = kinds[0]
+    return Operand(kind, x if kind == BINARY else None if kind == REAL else x.abs(), nnz, x.numel())
+
+
+def _surely_real(rows: torch.Tensor) -> list[bool]:
+    """Per sample (``rows`` is ``[batch, ...]``): whether ``classify`` finds it real from the first
+    test of its probe (the first 16 non-zero magnitudes against every quantum), computed for all
+    samples at once; a sample not ruled out here is classified on its own."""
+    batch = rows.shape[0]
+    per_row = max(1, rows.shape[-1])
+    head = rows[:, : -(-_PROBE // per_row), :_PROBE].reshape(batch, -1)[:, :_PROBE]  # each sample's first values
+    nonzero = head != 0
+    values = head.abs().double()
+    whole = ((values == values.round()) | ~nonzero).all(dim=1)
+    inf = torch.tensor(math.inf, dtype=torch.float64)
+    low = torch.where(nonzero, values, inf).amin(dim=1, keepdim=True)
+    high = torch.where(nonzero, values, -inf).amax(dim=1, keepdim=True)
+    quanta = low / torch.arange(1, MAX_LEVEL + 1, dtype=torch.float64, device=rows.device)
+    candidate = quanta * (MAX_LEVEL + 0.5) >= high  # [batch, quanta]
+    order = nonzero.cumsum(dim=1)
+    slot = torch.where(nonzero & (order <= 16), order, torch.zeros_like(order))
+    first = values.new_zeros(batch, 17).scatter_(1, slot, values)[:, 1:]  # the first 16 non-zero magnitudes
+    used = torch.arange(1, 17, device=rows.device) <= order[:, -1:]
+    scaled = first.unsqueeze(1) / quanta.unsqueeze(2)  # [batch, quanta, 16]
+    fits = ((scaled - scaled.round()).abs() <= _RTOL * scaled.clamp_min(1.0)) | ~used.unsqueeze(1)
+    finite = torch.isfinite(low) & torch.isfinite(high) & (low > 0)
+    survives = (candidate & fits.all(dim=2)).any(dim=1, keepdim=True) & finite
+    real = nonzero.any(dim=1) & ~whole & ~survives.squeeze(1)
+    return real.tolist()

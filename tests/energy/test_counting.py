@@ -300,8 +300,12 @@ def test_the_searchs_batched_count_agrees_with_per_sample_counts_on_real_digits(
 
 def test_progress_is_reported_after_every_counted_sample():
     seen = []
-    count_ops(nn.Sequential(nn.Linear(4, 3)), torch.rand(3, 4), progress=lambda done, total: seen.append((done, total)))
+    count_ops(nn.Sequential(nn.Linear(4, 3)), torch.rand(3, 4), per_sample_loop=True,
+              progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+    seen.clear()
+    count_ops(nn.Sequential(nn.Linear(4, 3)), torch.rand(3, 4), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 3)]  # one batched pass counted the three samples
     seen.clear()
     count_ops(nn.Sequential(nn.Linear(4, 3)), torch.rand(3, 4), per_sample=False,
               progress=lambda done, total: seen.append((done, total)))
