@@ -108,10 +108,11 @@ def baseline_report(baselines) -> dict:
     steps = first.time_steps if first else None
     return {"source": SOURCE, "time_steps": steps, "bits": activation_bits(steps) if steps else None,
             "measured_rate": first.measured_rate if first else None,
+            "neuron_rate": first.neuron_rate if first else None,
             "rule": "the same network computing in one step with ceil(log2(T+1))-bit (and 8-bit) activations: "
                     "dense/T MACs, a multiply scaled by its operands' bits (a*w/p^2 of the profile's), one "
                     "quantiser per neuron, the other element-wise work once; the break-even rate is the measured "
-                    "rate times the uniform scale of every spike count at which the SNN costs as much as the ANN",
+                    "event-input rate of the synapses times the uniform scale of every spike count at which the SNN costs as much as the ANN",
             "by_profile": [b.to_dict() for b in baselines]}
 
 
@@ -176,7 +177,7 @@ def print_tables(report: dict, estimates) -> None:
 def _break_even(twin: dict, rate) -> str:
     value = twin["break_even_rate"]
     if rate is None:
-        return "- (no neurons)"
+        return "- (no spike inputs)"
     if not rate:
         return "- (no spikes)"
     if value is None:
@@ -205,7 +206,9 @@ def print_baseline(baseline: dict) -> None:
                       _break_even(q, rate), f"{i8['energy_mj']:.4g}", _ratio(i8["snn_over_ann"]),
                       _break_even(i8, rate), status)
     console.print(table)
-    measured = "no spiking neurons" if rate is None else f"{rate:.3g} spikes per neuron and step"
+    measured = "no spike inputs" if rate is None else f"{rate:.3g} of the synapses' inputs spike per step"
+    if baseline.get("neuron_rate") is not None:
+        measured += f" (neurons: {baseline['neuron_rate']:.3g} spikes per neuron and step)"
     unscaled = [b["profile"] for b in baseline["by_profile"] if b["weight_bits"] is None]
     console.print(f"measured rate: {measured}; below the break-even rate (every spike count scaled alike) the SNN "
                   "costs less. Weights keep the profile's precision" +

@@ -27,7 +27,8 @@ become quantisers without potentials. The ANN twin is dense: it skips no zero ac
 The break-even firing rate: the SNN's energy is a polynomial of degree at most 2 in a uniform
 scale s of every spike count (accumulates and spike traffic are linear in s, spike x spike
 coincidences quadratic, everything else fixed); the scale at which it equals the twin's,
-times the measured rate (spikes per neuron and step), is the rate below which the SNN wins.
+times the measured rate (the synapses' event-input rate: non-zero spike inputs per input element
+and step), is the rate below which the SNN wins.
 """
 
 from __future__ import annotations
@@ -194,10 +195,7 @@ def twin_estimate(counts: OpCounts, profile: Profile, *, time_steps: int, bits: 
 
 def _scaled_record(rec: OpRecord, s: float) -> OpRecord:
     """``rec`` with every spike count of its event operands scaled by ``s``."""
-    if rec.op == "matmul":
-        events = [i for i, kind in enumerate(rec.kinds) if kind != REAL]
-    else:
-        events = [0] if rec.kinds[0] != REAL else []
+    events = _event_operands(rec)
     if not events:
         return rec
     factor = [s if i in events else 1.0 for i in range(2)]
@@ -234,8 +232,26 @@ def break_even_scale(energy_at: Callable[[float], float], target: float) -> floa
     return 2 * gap / (lin + math.sqrt(disc))  # the root nearest 0 of quad s^2 + lin s - gap, stable at quad -> 0
 
 
+def _event_operands(rec: OpRecord) -> list[int]:
+    if rec.op == "matmul":
+        return [i for i, kind in enumerate(rec.kinds) if kind != REAL]
+    return [0] if rec.kinds[0] != REAL else []  # a conv / linear: only its input carries events
+
+
 def measured_rate(counts: OpCounts) -> float | None:
-    """Spikes per neuron and time step over the whole network, or None without neurons."""
+    """The firing rate the synapses see: non-zero event inputs per input element and step, over every
+    spike-driven operand of every synaptic op (the rate a uniform scale of every spike multiplies);
+    None when no synaptic op has an event operand."""
+    nnz = numel = 0.0
+    for layer in counts.layers:
+        for rec in layer.records:
+            for i in _event_operands(rec):
+                nnz, numel = nnz + rec.nnz[i], numel + rec.numel[i]
+    return nnz / numel if numel else None
+
+
+def neuron_rate(counts: OpCounts) -> float | None:
+    """Spikes per neuron and time step, or None without neurons."""
     updates = counts.total("neuron_updates")
     return counts.total("spikes") / updates if updates else None
 
@@ -265,7 +281,8 @@ class Baseline:
     weight_bits: int | None  # the profile's integer width; None: multiplies not scaled (floating point, a chip)
     snn_mj: float
     snn_complete: bool
-    measured_rate: float | None
+    measured_rate: float | None  # the synapses' event-input rate (``measured_rate``)
+    neuron_rate: float | None  # spikes per neuron and step
     comparisons: list[Comparison]
 
     @property
@@ -274,7 +291,8 @@ class Baseline:
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "time_steps": self.time_steps, "weight_bits": self.weight_bits,
-                "snn_mj": self.snn_mj, "measured_rate": self.measured_rate, "complete": self.complete,
+                "snn_mj": self.snn_mj, "measured_rate": self.measured_rate,
+                "neuron_rate": self.neuron_rate, "complete": self.complete,
                 "source": SOURCE, "twins": [c.to_dict() for c in self.comparisons]}
 
 
@@ -298,4 +316,5 @@ def fair_baseline(counts: OpCounts, snn: EnergyEstimate, profile: Profile, *, ti
         scale = break_even_scale(snn_at, twin.total_mj) if rate else None
         comparisons.append(Comparison(twin, snn.total_mj / twin.total_mj if twin.total_mj else None, scale,
                                       None if scale is None or rate is None else scale * rate))
-    return Baseline(profile.name, time_steps, weight_bits(profile), snn.total_mj, snn.complete, rate, comparisons)
+    return Baseline(profile.name, time_steps, weight_bits(profile), snn.total_mj, snn.complete, rate,
+                    neuron_rate(counts), comparisons)

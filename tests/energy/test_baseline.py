@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from snnas.energy.baseline import (activation_bits, at_rate_scale, break_even_scale, fair_baseline, measured_rate,
-                                   twin_estimate, weight_bits)
+                                   neuron_rate, twin_estimate, weight_bits)
 from snnas.energy.counting import count_ops
 from snnas.energy.estimate import estimate
 from snnas.energy.memory import ModelGeometry, Sizing, read_geometry
@@ -49,7 +49,8 @@ class Net(nn.Module):
 
 def _spikes():
     """T = 4 steps of 16 inputs, 8 spikes a step: 32 of 64 (input rate 0.5). Each neuron then gets 8 >= 1 at
-    every step and fires every step: 8 spikes of 8 updates (measured rate 1)."""
+    every step and fires every step: 8 spikes of 8 updates (neuron rate 1). The synapses see 32 of 64 inputs
+    spike (fc1) and 8 of 8 (fc2): a measured event-input rate of 40 / 72."""
     x = torch.zeros(4, 1, 16)
     x[0, 0, :8] = x[1, 0, 8:] = x[2, 0, ::2] = x[3, 0, 1::2] = 1
     return x
@@ -75,21 +76,21 @@ def test_the_hand_computed_model_on_int8(counts):
     snn = estimate(counts, INT8)
     assert snn.total_mj == pytest.approx(7.84 * PJ, rel=1e-12)
     base = fair_baseline(counts, snn, INT8, time_steps=4)
-    assert base.measured_rate == 1.0 and base.weight_bits == 8
+    assert base.measured_rate == pytest.approx(40 / 72) and base.neuron_rate == 1.0 and base.weight_bits == 8
     q, i8 = base.comparisons
     # 3-bit twin (T = 4): one pass, dense / T = 128 / 4 = 32 MACs per layer; a 3-bit x 8-bit multiply is
     # 0.2 x 3*8/64 = 0.075 pJ, + 0.03 accumulate = 0.105 pJ: 2 x 32 x 0.105 = 6.72; the 2 neurons become
     # quantisers (one multiply-add 0.23 + one clamp 0.03) = 0.52; total 7.24 pJ.
     assert q.twin.bits == 3 and q.twin.total_mj == pytest.approx(7.24 * PJ, rel=1e-12)
     assert q.ratio == pytest.approx(7.84 / 7.24, rel=1e-12)  # 1.0829: the SNN costs more at this rate
-    # break-even: 2.08 + 5.76 s = 7.24 -> s = 5.16 / 5.76 = 0.8958; x the measured rate 1
+    # break-even: 2.08 + 5.76 s = 7.24 -> s = 5.16 / 5.76 = 0.8958; x the measured rate 40/72: 0.4977
     assert q.break_even_scale == pytest.approx(5.16 / 5.76, rel=1e-12)
-    assert q.break_even_rate == pytest.approx(5.16 / 5.76, rel=1e-12)
-    # INT8 twin: 2 x 32 x 0.23 + 0.52 = 15.24 pJ; ratio 0.514; 2.08 + 5.76 s = 15.24 -> s = 2.285 (above 1:
-    # the SNN wins at any rate it can fire)
+    assert q.break_even_rate == pytest.approx(5.16 / 5.76 * 40 / 72, rel=1e-12)
+    # INT8 twin: 2 x 32 x 0.23 + 0.52 = 15.24 pJ; ratio 0.514; 2.08 + 5.76 s = 15.24 -> s = 2.285, a rate of
+    # 1.269 (above 1: the SNN wins at any rate its inputs can fire)
     assert i8.twin.total_mj == pytest.approx(15.24 * PJ, rel=1e-12)
     assert i8.ratio == pytest.approx(7.84 / 15.24, rel=1e-12)
-    assert i8.break_even_rate == pytest.approx(13.16 / 5.76, rel=1e-12)
+    assert i8.break_even_rate == pytest.approx(13.16 / 5.76 * 40 / 72, rel=1e-12)
     assert base.complete and json.loads(json.dumps(base.to_dict()))["twins"][0]["bits"] == 3
 
 
@@ -103,7 +104,7 @@ def test_the_hand_computed_model_on_int32(counts):
     assert snn.total_mj == pytest.approx(45.6 * PJ, rel=1e-12)
     assert q.twin.total_mj == pytest.approx(31.6 * PJ, rel=1e-12)
     assert i8.twin.total_mj == pytest.approx(62.6 * PJ, rel=1e-12)
-    assert q.break_even_rate == pytest.approx((31.6 - 26.4) / 19.2, rel=1e-12)  # F = 8 x 3.3, V = 192 x 0.1
+    assert q.break_even_rate == pytest.approx((31.6 - 26.4) / 19.2 * 40 / 72, rel=1e-12)  # F = 26.4, V = 19.2
 
 
 def test_a_floating_point_profile_does_not_scale_multiplies(counts):
@@ -162,7 +163,7 @@ def test_the_ratio_grows_with_the_firing_rate(counts):
     snn_ratios = []
     for scale in (0.0, 0.1, 0.5, 1.0, 1.5):
         scaled = at_rate_scale(counts, scale)
-        assert measured_rate(scaled) == pytest.approx(scale)
+        assert measured_rate(scaled) == pytest.approx(scale * 40 / 72) and neuron_rate(scaled) == pytest.approx(scale)
         q, _ = fair_baseline(scaled, estimate(scaled, INT8), INT8, time_steps=4).comparisons
         snn_ratios.append(q.ratio)
         assert q.twin.total_mj == pytest.approx(7.24 * PJ, rel=1e-12)  # the dense twin does not depend on the rate
@@ -176,11 +177,11 @@ def test_a_spike_x_spike_product_makes_the_energy_quadratic_and_is_solved_exactl
     assert break_even_scale(lambda s: 4.0, 5.0) is None  # no spike-driven work: no rate reaches the twin
 
 
-def test_without_neurons_there_is_no_break_even_rate():
+def test_without_spike_inputs_there_is_no_break_even_rate():
     ann = nn.Sequential(nn.Linear(4, 3))
     counts = count_ops(ann, torch.rand(2, 4))
     base = fair_baseline(counts, estimate(counts, INT8), INT8, time_steps=1)
-    assert base.measured_rate is None and all(c.break_even_rate is None for c in base.comparisons)
+    assert base.measured_rate is None and base.neuron_rate is None and all(c.break_even_rate is None for c in base.comparisons)
 
 
 def test_the_geometry_of_a_model_without_memory_figures_is_incomplete(counts):
