@@ -21,16 +21,21 @@ def report(
                                                 help="Energy columns of pareto.tex (default: every profile the "
                                                      "search priced); repeatable."),
     every: bool = typer.Option(False, "--all", help="pareto.tex lists every complete trial, not only the front."),
+    energy_model: Optional[str] = typer.Option(None, "--energy-model", show_default=False,
+                                               help="The energy the front is drawn on: arithmetic or lemaire "
+                                                    "(default: the one the search optimised)."),
 ) -> None:
     """Rebuild the outputs of a search from its storage (trials.csv, pareto.csv, the Pareto figure,
     summary.json; pareto.tex with --latex)."""
     import optuna
 
-    from snnas.nas.report.tables import write_reports
+    from snnas.nas.report.tables import check_energy_model, write_reports
 
     from snnas.nas.search.study import redact
 
     name = study or directory.name
+    if energy_model is not None:
+        check_energy_model(energy_model)  # before the study is opened
     if storage is None:
         journal = directory / "study.journal"
         if not journal.is_file():
@@ -54,11 +59,11 @@ def report(
         raise CliError(f"--ref-energy {ref_energy}: expected a positive number of mJ")
     try:
         summary = write_reports(loaded, directory, ref_energy_mj=ref_energy, latex=latex, latex_profiles=profile,
-                                latex_all=every)
+                                latex_all=every, energy_model=energy_model)
     except OSError as exc:
         raise CliError(f"{directory}: cannot write the reports ({exc.strerror or exc})") from None
     written = [summary.trials_csv.name, summary.pareto_csv.name, *(p.name for p in summary.plots),
                "summary.json", *([summary.latex.name] if summary.latex else [])]
-    console.print(f"{directory}: {summary.line()}; front {summary.front_size}; hypervolume "
+    console.print(f"{directory}: {summary.line()}; front {summary.front_size} ({summary.energy_model} energy); hypervolume "
                   f"{summary.hypervolume:.4g} (reference energy {summary.reference['energy_mj']:.4g} mJ); wrote "
                   f"{', '.join(written)}", soft_wrap=True, highlight=False)

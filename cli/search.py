@@ -249,6 +249,10 @@ def search(
     profile: list[str] = typer.Option(["45nm-fp32"], "--profile", "-p", help="Energy profiles; the first is the "
                                                                              "objective. Repeatable."),
     convention: str = typer.Option("snnas", "--convention", help="Energy counting convention."),
+    energy_model: str = typer.Option("arithmetic", "--energy-model",
+                                     help="The energy objective: arithmetic (operations only) or lemaire (Lemaire "
+                                          "et al.'s memory-aware model: operations, addressing and memory traffic; "
+                                          "docs: The energy model). Each trial records both."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Database URL (default: a journal file in OUT/STUDY)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     max_params: Optional[int] = typer.Option(None, "--max-params", min=1, max=10**13, help="Hard limit, pruned before training."),
@@ -297,6 +301,7 @@ def search(
                               max_energy_mj=max_energy, storage=storage, train_size=train_size, val_size=val_size,
                               resolution=resolution, workers=_default_workers(workers, device, storage, worker_index),
                               threads=threads, heartbeat_s=heartbeat, rungs=_rungs(rungs), eta=eta,
+                              energy_model=energy_model,
                               proxy_settings=ProxySettings(steps=steps, batch_size=batch_size, lr=lr,
                                                            bn_init_gain=bn_gain, seed=seed, runs=runs, score=score))
     space, dataset, split, dev = _prepare(settings, space_file, data, device, worker_index)

@@ -62,7 +62,8 @@ def write_latex(frame: pd.DataFrame, path: Path, ctx, trained: pd.DataFrame, *, 
     """Write the table to ``path``; returns it. ``profiles``: energy columns (default: every profile
     the study priced, its objective first)."""
     profiles = list(profiles or ctx.profiles)
-    missing = [p for p in profiles if f"energy_mj[{p}]" not in frame.columns]
+    energy, complete = ctx.energy_prefix, ctx.complete_prefix  # the columns of the front's energy model
+    missing = [p for p in profiles if f"{energy}[{p}]" not in frame.columns]
     if missing:
         raise ValueError(f"--profile {missing[0]}: the study priced {', '.join(ctx.profiles) or 'no profile'}; "
                          "a search prices the profiles given to it with --profile")
@@ -75,7 +76,7 @@ def write_latex(frame: pd.DataFrame, path: Path, ctx, trained: pd.DataFrame, *, 
         rows = rows.merge(trained, on="trial", how="left")
     rows = rows.sort_values("energy_mj")
     has_trained = not trained.empty and rows["trained_accuracy"].notna().any()
-    unit, scale = _unit([v for p in profiles for v in rows[f"energy_mj[{p}]"]] +
+    unit, scale = _unit([v for p in profiles for v in rows[f"{energy}[{p}]"]] +
                         ([v for v in rows.get(f"trained_energy_mj[{profiles[0]}]", [])] if has_trained else []))
     trained_proxy = ctx.objective != "sahd_score"  # a training proxy: its mean held-out accuracy is shown
     params_scale, params_unit = (1e-6, "M") if rows["params"].max() >= 1e6 else (1e-3, "K")
@@ -103,7 +104,7 @@ def write_latex(frame: pd.DataFrame, path: Path, ctx, trained: pd.DataFrame, *, 
             cells += [_number(row.get("trained_accuracy"), 4, scale=100.0),
                       _energy(row, f"trained_energy_mj[{profiles[0]}]", f"trained_energy_complete[{profiles[0]}]",
                               scale)]
-        cells += [_energy(row, f"energy_mj[{p}]", f"energy_complete[{p}]", scale) for p in profiles]
+        cells += [_energy(row, f"{energy}[{p}]", f"{complete}[{p}]", scale) for p in profiles]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     atomic_write(path, "\n".join(lines))
@@ -122,8 +123,9 @@ def _caption(ctx, profiles, unit, every, has_trained) -> str:
     data = escape(ctx.data or "the search data")
     at = f" at {ctx.resolution}$\\times${ctx.resolution} px" if ctx.resolution else ""
     which = "Complete trials" if every else "Pareto-front architectures ($^\\star$)"
+    model = " and Lemaire et al.'s memory-aware model (2022)" if ctx.energy_model == "lemaire" else ""
     text = (f"{which} of study \\texttt{{{escape(ctx.name)}}} on {data}{at}, lowest energy first. Energy per "
-            f"sample (all time steps) in {unit} under the {escape(ctx.convention)} convention on "
+            f"sample (all time steps) in {unit} under the {escape(ctx.convention)} convention{model} on "
             f"{', '.join(escape(p) for p in profiles)}; $\\geq$ marks a lower bound.")
     if ctx.objective == "likelihood":
         text += (" The front is taken in (proxy held-out likelihood, energy); proxy accuracy is the mean over the "

@@ -16,6 +16,7 @@ from snnas.nas.models.arch import ArchConfig
 from snnas.nas.failpoints import failpoint
 from snnas.nas.files import PAPER_STYLE, atomic_write, write_figure
 from snnas.nas.search.pareto import hypervolume, pareto_mask
+from snnas.nas.search.study import COMPLETE_ATTRS, ENERGY_ATTRS, FINGERPRINT_DEFAULTS
 from snnas.nas.search.workers import counts_toward_budget
 
 STATE = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.FAIL: "failed",
@@ -38,6 +39,7 @@ class ReportSummary:
     objective: str = "accuracy"
     best: float | None = None
     latex: Path | None = None
+    energy_model: str = "arithmetic"  # the energy the front is drawn on
 
     def line(self, budget: int | None = None) -> str:
         """The counts in words: '6 of 6 evaluated (5 complete, 1 failed); 4 repeated architectures reused; 2 pruned'."""
@@ -59,19 +61,44 @@ def _flat(value):
     return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
+def study_energy_model(study: optuna.Study) -> str:
+    """The energy model the study optimised (``snnas search --energy-model``; arithmetic before it existed)."""
+    return (study.user_attrs.get("snnas") or {}).get("energy_model", FINGERPRINT_DEFAULTS["energy_model"])
+
+
+def check_energy_model(name: str) -> str:
+    if name not in ENERGY_ATTRS:
+        raise ValueError(f"--energy-model {name!r}: choose from {', '.join(ENERGY_ATTRS)}")
+    return name
+
+
+def _front_energy(t, chosen: str, told: str, profile: str | None) -> float | None:
+    """The energy the front is drawn on: the told objective, or the other model's on the same profile."""
+    if not t.values:
+        return None
+    if chosen == told:
+        return t.values[1]
+    return (t.user_attrs.get(ENERGY_ATTRS[chosen]) or {}).get(profile)
+
+
+def trials_frame(study: optuna.Study, energy_model: str | None = None) -> pd.DataFrame:
     """One row per trial: every architecture field (lists as 4-4), the whole architecture as JSON,
-    objectives, energies per profile, counts, state, timing."""
+    objectives, energies per profile and energy model, counts, state, timing. ``energy_mj`` and
+    the front are by ``energy_model`` on the first profile (default: the study's objective)."""
+    told = study_energy_model(study)
+    chosen = check_energy_model(energy_model or told)
+    first = (study.user_attrs.get("snnas") or {}).get("objective_profile")
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
         arch = ua.get("arch", {})
         row = {"trial": t.number, "state": STATE.get(t.state, str(t.state)),
                "objective": t.values[0] if t.values else None, "accuracy": ua.get("accuracy"),
-               "energy_mj": t.values[1] if t.values else None}
-        for name, mj in (ua.get("energy_mj") or {}).items():
-            row[f"energy_mj[{name}]"] = mj
-            row[f"energy_complete[{name}]"] = (ua.get("energy_complete") or {}).get(name)
+               "energy_mj": _front_energy(t, chosen, told, first)}
+        for model, key in ENERGY_ATTRS.items():  # energy_mj[P] (arithmetic), energy_lemaire_mj[P]
+            for name, mj in (ua.get(key) or {}).items():
+                row[f"{key}[{name}]"] = mj
+                row[f"{COMPLETE_ATTRS[model]}[{name}]"] = (ua.get(COMPLETE_ATTRS[model]) or {}).get(name)
         for key in ("likelihood", "val_loss", "soft_accuracy", "params", "dense", "macs", "acs", "firing_rate",
                     "zero_cost", "loss", "train_time_s",
                     "eval_time_s", "count_time_s", "score_time_s", "duration_s", "seed", "threads", "rung",
@@ -91,7 +118,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    done = frame["state"].eq("complete") & frame["feasible"].fillna(True).astype(bool) & frame["duplicate_of"].isna()
+    frame["energy_mj"] = pd.to_numeric(frame["energy_mj"])  # None where a trial lacks the chosen model's energy
+    done = frame["state"].eq("complete") & frame["feasible"].fillna(True).astype(bool) & frame["duplicate_of"].isna() \
+        & frame["energy_mj"].notna()
     frame["pareto"] = False
     if done.any():
         sub = frame[done]
@@ -151,6 +180,22 @@ class StudyContext:
     convention: str
     data: str | None
     resolution: int | None
+    energy_model: str = "arithmetic"  # the front's energy (arithmetic | lemaire), on the first profile
+
+    @property
+    def energy_label(self) -> str:
+        """The front's energy in words: '45nm-fp32' or '45nm-fp32, Lemaire memory-aware'."""
+        profile = self.profiles[0] if self.profiles else "?"
+        return profile + (", Lemaire memory-aware" if self.energy_model == "lemaire" else "")
+
+    @property
+    def energy_prefix(self) -> str:
+        """The columns of this model's energies per profile: ``energy_mj[P]`` or ``energy_lemaire_mj[P]``."""
+        return ENERGY_ATTRS[self.energy_model]
+
+    @property
+    def complete_prefix(self) -> str:
+        return COMPLETE_ATTRS[self.energy_model]
 
     @property
     def objective_label(self) -> str:
@@ -163,21 +208,24 @@ class StudyContext:
 
     def caption(self) -> str:
         data = f"{self.data} at {self.resolution} px" if self.resolution else (self.data or "unknown data")
-        return f"{data}; energy: {self.profiles[0] if self.profiles else '?'}, {self.convention} convention"
+        return f"{data}; energy: {self.energy_label}, {self.convention} convention"
 
 
-def study_context(study: optuna.Study, frame: pd.DataFrame, out_dir: Path, data: str | None = None) -> StudyContext:
+def study_context(study: optuna.Study, frame: pd.DataFrame, out_dir: Path, data: str | None = None,
+                  energy_model: str | None = None) -> StudyContext:
 
     identity = study.user_attrs.get("snnas") or {}
     first = identity.get("objective_profile")
     others = [c[len("energy_mj["):-1] for c in frame.columns if c.startswith("energy_mj[")] if not frame.empty else []
     profiles = ([first] if first else []) + [p for p in others if p != first]
     return StudyContext(study.study_name, study.user_attrs.get("objective", "accuracy"), profiles,
-                        identity.get("convention", "snnas"), data or study_data_spec(out_dir), identity.get("resolution"))
+                        identity.get("convention", "snnas"), data or study_data_spec(out_dir), identity.get("resolution"),
+                        energy_model or study_energy_model(study))
 
 
-def trained_results(out_dir: Path) -> pd.DataFrame:
-    """One row per ``snnas train`` run of this study's trials (``OUT/trained/*/evaluation.json``)."""
+def trained_results(out_dir: Path, energy_model: str = "arithmetic") -> pd.DataFrame:
+    """One row per ``snnas train`` run of this study's trials (``OUT/trained/*/evaluation.json``), with
+    its energies by ``energy_model`` (none where the evaluation priced by the other)."""
     rows = []
     for path in sorted((out_dir / "trained").glob("*/evaluation.json")):
         try:
@@ -195,6 +243,8 @@ def trained_results(out_dir: Path) -> pd.DataFrame:
                "epochs": report.get("epochs"), "best_epoch": report.get("best_epoch"),
                "trained_firing_rate": report.get("firing_rate"), "folder": str(path.parent)}
         for name, e in (report.get("energy") or {}).items():
+            if (e.get("energy_model") or ("lemaire" if e.get("memory") else "arithmetic")) != energy_model:
+                continue
             row[f"trained_energy_mj[{name}]"] = e.get("total_mj")
             row[f"trained_energy_complete[{name}]"] = e.get("complete")
         rows.append(row)
@@ -219,7 +269,7 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined
         ax.step(front["energy_mj"], front["objective"] * scale, where="post", c="C0", lw=1)
         ax.scatter(front["energy_mj"], front["objective"] * scale, s=14, c="C0", zorder=3, label="Pareto front (proxy)")
         refined_y = f"refined_{ctx.objective}"
-        if refined is not None and not refined.empty and refined_y in refined:
+        if refined is not None and not refined.empty and refined_y in refined:  # priced by the study's model
             ax.scatter(refined["energy_mj"], refined[refined_y] * scale, s=16, facecolors="none",
                        edgecolors="C3", zorder=4, label="front re-trained (--refine)")
         energy_key = f"trained_energy_mj[{ctx.profiles[0]}]" if ctx.profiles else None
@@ -234,7 +284,7 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined
             ax.scatter(shown[energy_key], shown[trained_y] * scale, s=18, marker="^", c="C2", zorder=5,
                        label="trained" + (f" ({'/'.join(map(str, sides))} px)" if sides else ""))
         ax.set_xscale("log")
-        ax.set_xlabel(f"energy per sample (mJ, log scale; {ctx.profiles[0] if ctx.profiles else '?'})")
+        ax.set_xlabel(f"energy per sample (mJ, log scale; {ctx.energy_label})")
         ax.set_ylabel(ctx.objective_label if not trained_y or trained is None or trained.empty
                       else ctx.objective_label.replace("proxy ", "") + ", proxy and trained")
         ax.set_title(f"{ctx.name}: {ctx.caption()}", fontsize=6)
@@ -247,12 +297,14 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined
 
 def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | None = None, latex: bool = False,
                   latex_profiles: list[str] | None = None, latex_all: bool = False,
-                  data: str | None = None) -> ReportSummary:
+                  data: str | None = None, energy_model: str | None = None) -> ReportSummary:
     """Every output of a study into ``out_dir``; ``data`` names the data searched on (default:
-    from the folder's run.json)."""
+    from the folder's run.json); the front is drawn on ``energy_model``'s energy (default: the
+    study's objective)."""
+    frame = trials_frame(study, energy_model)
+    ctx = study_context(study, frame, out_dir, data, energy_model)
+    _check_energies(frame, ctx, study)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = trials_frame(study)
-    ctx = study_context(study, frame, out_dir, data)
     trials_csv, pareto_csv = out_dir / "trials.csv", out_dir / "pareto.csv"
     atomic_write(trials_csv, tidy(frame).to_csv(index=False))
     failpoint("reports")
@@ -265,13 +317,16 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
     refined = pd.DataFrame(study.user_attrs.get("refined", []))
     if not refined.empty:
         atomic_write(out_dir / "refined.csv", tidy(refined).to_csv(index=False))
-    trained = trained_results(out_dir)
+        refined = refined[refined.get("energy_model", pd.Series("arithmetic", index=refined.index))
+                          .fillna("arithmetic").eq(ctx.energy_model)]  # priced by the front's model
+    trained = trained_results(out_dir, ctx.energy_model)
     plots = plot_front(frame, out_dir, ctx, refined=refined, trained=trained) if len(done) else []
     counts = trial_counts(frame)
     best_key = f"best_{ctx.objective}"
     best = None if done.empty else float(done["objective"].max())
     summary = {"study": ctx.name, "objective": ctx.objective, "data": ctx.data, "resolution": ctx.resolution,
                "energy_profile": ctx.profiles[0] if ctx.profiles else None, "convention": ctx.convention,
+               "energy_model": ctx.energy_model, "energy_objective": study_energy_model(study),
                "hypervolume": hv, "reference_point": {ctx.objective: ref["accuracy"], "energy_mj": ref["energy_mj"]},
                "front_size": int(len(front)), "trials": counts,
                "hypervolume_definition": f"area dominated by the front in ({ctx.objective} up, energy mJ down), "
@@ -289,7 +344,19 @@ def write_reports(study: optuna.Study, out_dir: Path, *, ref_energy_mj: float | 
         from snnas.nas.report.latex import write_latex
 
         tex = write_latex(frame, out_dir / "pareto.tex", ctx, trained, profiles=latex_profiles, every=latex_all)
-    return ReportSummary(trials_csv, pareto_csv, plots, hv, ref, int(len(front)), counts, ctx.objective, best, tex)
+    return ReportSummary(trials_csv, pareto_csv, plots, hv, ref, int(len(front)), counts, ctx.objective, best, tex,
+                         ctx.energy_model)
+
+
+def _check_energies(frame: pd.DataFrame, ctx: StudyContext, study: optuna.Study) -> None:
+    """A front on the model the study did not optimise needs that model's energies in its trials."""
+    if frame.empty or ctx.energy_model == study_energy_model(study):
+        return
+    complete = frame["state"].eq("complete")
+    if complete.any() and frame.loc[complete, "energy_mj"].isna().all():
+        raise ValueError(f"study {study.study_name!r} holds no {ctx.energy_model} energies (searched before "
+                         "snnas recorded them); draw its front with --energy-model "
+                         f"{study_energy_model(study)}")
 
 
 def _clean(value):

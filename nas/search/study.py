@@ -24,7 +24,8 @@ import optuna
 import torch
 
 from snnas.energy.conventions import get_convention
-from snnas.energy.estimate import estimate
+from snnas.energy.estimate import ENERGY_MODELS, estimate
+from snnas.energy.memory import Sizing, read_geometry
 from snnas.energy.profile import Profile, load_profile
 from snnas.nas.models.arch import ArchConfig
 from snnas.nas.data import ProxySplit
@@ -45,6 +46,12 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a folder under --
 MAX_CONSECUTIVE_PRUNED = 1000
 MAX_CONSECUTIVE_DUPLICATES = 200
 WAIT_FOR_OTHERS_S = 1.0  # poll interval while other workers finish the last trials
+# A trial's energies per profile under each energy model (energy.estimate): arithmetic only, and
+# Lemaire et al.'s memory-aware model; --energy-model picks the objective, the other is recorded.
+ENERGY_ATTRS = {"arithmetic": "energy_mj", "lemaire": "energy_lemaire_mj"}
+COMPLETE_ATTRS = {"arithmetic": "energy_complete", "lemaire": "energy_lemaire_complete"}
+# Identity keys added after studies were made: a stored study without one was made with its default.
+FINGERPRINT_DEFAULTS = {"energy_model": "arithmetic"}
 
 
 class SearchError(ValueError):
@@ -73,6 +80,7 @@ class SearchSettings:
     heartbeat_s: int = 30  # every storage: a trial silent for 2x this is failed and retried
     rungs: tuple[int, ...] | None = None  # multi-fidelity: proxy steps per rung (nas.search.rungs); None: fixed
     eta: int = 3  # multi-fidelity reduction factor: the best 1/eta of a rung go on to the next
+    energy_model: str = "arithmetic"  # the energy objective: arithmetic | lemaire (both are recorded per trial)
 
     @property
     def study_dir(self) -> Path:
@@ -95,7 +103,14 @@ class SearchSettings:
                 "proxy_settings": self.proxy_settings.identity()}
         if self.rungs:  # added with multi-fidelity: absent from (so not compared with) fixed-proxy studies
             keys |= {"rungs": list(self.rungs), "eta": self.eta}
+        if self.energy_model != "arithmetic":  # added with --energy-model: studies made before have no such key
+            keys["energy_model"] = self.energy_model
         return keys
+
+    @property
+    def energy_key(self) -> str:
+        """The user attribute (per profile) holding the energy objective's values."""
+        return ENERGY_ATTRS[self.energy_model]
 
 
 @dataclass
@@ -144,6 +159,8 @@ def check_settings(settings: SearchSettings, space: SearchSpace, shape: DataShap
         raise SearchError(f"--proxy {settings.proxy!r}: choose from {', '.join(PROXIES)}")
     if settings.proxy_settings.score not in SCORES:
         raise SearchError(f"--score {settings.proxy_settings.score!r}: choose from {', '.join(SCORES)}")
+    if settings.energy_model not in ENERGY_MODELS:
+        raise SearchError(f"--energy-model {settings.energy_model!r}: choose from {', '.join(ENERGY_MODELS)}")
     if settings.proxy_settings.runs < 1:
         raise SearchError(f"--runs {settings.proxy_settings.runs}: at least 1")
     if settings.rungs is not None:
@@ -252,14 +269,15 @@ def open_study(settings: SearchSettings, space: SearchSpace, split: ProxySplit, 
     if stored is None:
         with warnings.catch_warnings():  # experimental in Optuna 4; names the objectives in optuna-dashboard
             warnings.simplefilter("ignore")
-            study.set_metric_names([settings.objective_name, f"energy_mj[{settings.profiles[0]}]"])
+            study.set_metric_names([settings.objective_name, f"{settings.energy_key}[{settings.profiles[0]}]"])
         study.set_user_attr("snnas", identity)
         study.set_user_attr("objective", settings.objective_name)
     else:
-        for key, value in identity.items():
-            if stored.get(key) != value:
+        for key in [*identity, *(k for k in FINGERPRINT_DEFAULTS if k not in identity)]:
+            was, value = stored.get(key, FINGERPRINT_DEFAULTS.get(key)), identity.get(key, FINGERPRINT_DEFAULTS.get(key))
+            if was != value:
                 raise SearchError(f"study {settings.study!r} was created with a different {key} "
-                                  f"({stored.get(key)!r}, now {value!r}); use a new --study name")
+                                  f"({was!r}, now {value!r}); use a new --study name")
     reaped = reap_dead_workers(study, grace_s=settings.grace_s)
     if reaped:
         log.info("trials %s were left running by a killed worker: failed and queued again", reaped)
@@ -271,9 +289,25 @@ def _params(arch: ArchConfig) -> int:
         return count_parameters(build_model(arch))
 
 
-def _record(trial, result: ProxyResult, profiles: list[Profile], convention: str, params: int) -> dict:
+def _energies(counts, arch: ArchConfig, profiles: list[Profile], convention: str) -> dict:
+    """The counts priced on every profile by each energy model: ``energy_mj`` / ``energy_complete``
+    (arithmetic) and ``energy_lemaire_mj`` / ``energy_lemaire_complete``, each by profile name. Lemaire's
+    model reads the layers' shapes, the same on a network built on the meta device as on the trained one."""
+    with torch.device("meta"):
+        geometry = read_geometry(build_model(arch))
+    sizing = Sizing(time_steps=arch.time_steps)  # memories for one sample and one time step, as snnas energy
+    out = {}
+    for model, memory in (("arithmetic", False), ("lemaire", True)):
+        priced = {p.name: estimate(counts, p, convention=convention, memory=memory, geometry=geometry, sizing=sizing)
+                  for p in profiles}
+        out[ENERGY_ATTRS[model]] = {name: e.total_mj for name, e in priced.items()}
+        out[COMPLETE_ATTRS[model]] = {name: e.complete for name, e in priced.items()}
+    return out
+
+
+def _record(trial, result: ProxyResult, arch: ArchConfig, profiles: list[Profile], convention: str,
+            params: int) -> dict:
     counts = result.counts
-    energies = {p.name: estimate(counts, p, convention=convention) for p in profiles}
     updates = counts.total("neuron_updates")
     attrs = {
         "params": params, "dense": counts.total("dense"), "macs": counts.total("macs"),
@@ -281,8 +315,7 @@ def _record(trial, result: ProxyResult, profiles: list[Profile], convention: str
         "zero_cost": result.zero_cost, "loss": result.loss, "val_loss": result.val_loss,
         "likelihood": result.likelihood, "soft_accuracy": result.soft_accuracy, "train_time_s": result.train_time_s,
         "eval_time_s": result.eval_time_s, "count_time_s": result.count_time_s, "score_time_s": result.score_time_s,
-        "energy_mj": {name: e.total_mj for name, e in energies.items()},
-        "energy_complete": {name: e.complete for name, e in energies.items()},
+        **_energies(counts, arch, profiles, convention),
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, None if isinstance(value, float) and math.isnan(value) else value)
@@ -398,13 +431,13 @@ def _evaluate(study, trial, arch, params, settings, split, profiles, device, on_
                 result = train_proxy(arch, split, settings.proxy_settings, device=device, on_step=step_events) \
                     if settings.proxy == "train" else zero_cost_proxy(arch, split, settings.proxy_settings,
                                                                      device=device)
-                attrs = _record(trial, result, profiles, settings.convention, params)
+                attrs = _record(trial, result, arch, profiles, settings.convention, params)
                 if settings.proxy == "train":
                     trial.set_user_attr("cost_images", rung_cost(settings.proxy_settings))
                 objective = result.objective(settings.proxy_settings.score) if settings.proxy == "train" else \
                     result.zero_cost
                 accuracy = result.accuracy
-        energy = attrs["energy_mj"][profiles[0].name]
+        energy = attrs[settings.energy_key][profiles[0].name]
         if not (math.isfinite(objective) and math.isfinite(energy)):
             raise CandidateFailed(f"the objectives are not finite numbers ({objective}, {energy} mJ)")
     except (StorageUnavailable, optuna.exceptions.UpdateFinishedTrialError):  # not the candidate's fault
@@ -440,9 +473,9 @@ def _climb(study, trial, arch, params, settings, split, profiles, device, on_ste
         if entry is None or entry.get("steps") != steps:
             result = train_proxy(arch, split, proxy, device=device, on_step=on_step)
             attrs = {key: None if isinstance(v, float) and math.isnan(v) else v
-                     for key, v in _record(trial, result, profiles, settings.convention, params).items()}
+                     for key, v in _record(trial, result, arch, profiles, settings.convention, params).items()}
             entry = {"score": result.objective(proxy.score), "accuracy": result.accuracy, "steps": steps,
-                     "energy": attrs["energy_mj"][profiles[0].name], "attrs": attrs}
+                     "energy": attrs[settings.energy_key][profiles[0].name], "attrs": attrs}
         else:
             for key, value in entry["attrs"].items():
                 trial.set_user_attr(key, value)
@@ -509,8 +542,9 @@ def _emit(on_event, number, state, arch, objective, energy, done, settings, reas
 def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySplit, *, picks: list[tuple[int, float]],
                  steps: int, device: torch.device, on_progress: Callable[[int, int], None] | None = None,
                  data_spec: str | None = None) -> list[dict]:
-    """Re-train the trials ``picks`` names (trial number, its proxy energy in mJ) for ``steps`` steps;
-    ``snnas.nas.report.tables.front_spread`` picks members of the front spread over energy.
+    """Re-train the trials ``picks`` names (trial number, its proxy energy in mJ) for ``steps`` steps
+    and price them by the study's energy model; ``snnas.nas.report.tables.front_spread`` picks
+    members of the front spread over energy.
 
     Multi-fidelity by hand: the proxy ranks many candidates cheaply, then the front is checked
     with a longer schedule. Results are stored with the study (user attribute ``refined``), so
@@ -534,8 +568,8 @@ def refine_front(study: optuna.Study, settings: SearchSettings, split: ProxySpli
         entry = {"trial": number, "proxy_accuracy": study.trials[number].user_attrs.get("accuracy"),  # None: SAHD
                  "refined_accuracy": result.accuracy, "refined_likelihood": result.likelihood,
                  "proxy_energy_mj": float(proxy_energy_mj),
-                 "energy_mj": estimate(result.counts, profile, convention=settings.convention).total_mj,
-                 "steps": steps, "model": str(folder / f"trial-{number}.pt")}
+                 "energy_mj": _energies(result.counts, arch, [profile], settings.convention)[settings.energy_key][
+                     profile.name], "energy_model": settings.energy_model, "steps": steps, "model": str(folder / f"trial-{number}.pt")}
         buffer = io.BytesIO()
         save_model(result.model, arch, buffer, meta={
             "data": {"name": f"proxy split of {data_spec or 'the search data'}", "fingerprint": split.fingerprint,
