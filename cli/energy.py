@@ -201,9 +201,13 @@ def _count(m: _Model, x, *, batch_dim: int, effective: bool, bn_folded: bool, de
             err_console.print("note: DSSA firing-rate scales were never trained; calibrated on this input as a "
                               "first training step would", markup=False, highlight=False)
     try:
-        return count_ops(m.module, x, batch_dim=batch_dim, effective=effective, bn_folded=bn_folded,
-                         module_types=m.module_types,
-                         progress=tenths(lambda done, total: f"counting: {done} of {total} samples", after_s=5.0))
+        counts = count_ops(m.module, x, batch_dim=batch_dim, effective=effective, bn_folded=bn_folded,
+                           module_types=m.module_types,
+                           progress=tenths(lambda done, total: f"counting: {done} of {total} samples", after_s=5.0))
+        if counts.per_sample_loop:
+            err_console.print(f"note: counted one sample at a time ({counts.per_sample_loop})",
+                              markup=False, highlight=False)
+        return counts
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise CliError(f"the model does not run on this input ({desc}, shape {tuple(x.shape)}): "
                        f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") \
@@ -365,7 +369,7 @@ def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fm
     from snnas.cli.energy_report import baseline_report, build_report, print_baseline, print_tables, render_csv
 
     input_info = {"source": desc, "shape": list(x.shape), "samples": counts.batch_size,
-                  "per_sample": counts.per_sample}
+                  "per_sample": counts.per_sample, "per_sample_loop": counts.per_sample_loop}
     extra = {"file_kind": m.kind, "bn": bn, **({"seed": seed} if m.kind == "zoo" else {}), "rates": rates}
     if baselines is not None:
         extra["baseline"] = baseline_report(baselines)
