@@ -142,10 +142,13 @@ class SearchResult:
 def search(*, budget: int, data: str = "digits", out: str | Path = "results", study: str = "snnas",
            space: str | Path | None = None, sampler: str = "tpe", seed: int = 0, profiles: tuple[str, ...] = ("45nm-fp32",),
            convention: str = "snnas", steps: int = 100, runs: int = 2, resolution: int = 16, train_size: int = 2000,
-           val_size: int = 500, max_params: int | None = None, device: str = "auto") -> SearchResult:
+           val_size: int = 500, max_params: int | None = None, device: str = "auto",
+           rungs: tuple[int, ...] | None = None, eta: int = 3, energy_model: str = "arithmetic") -> SearchResult:
     """``snnas search`` in this process (one worker): propose, proxy-train, count and price
     candidates until the study holds ``budget`` evaluated trials, then write its reports into
-    ``out/study``. A second call with the same arguments resumes the study."""
+    ``out/study``. A second call with the same arguments resumes the study. ``rungs`` (steps per
+    rung, e.g. ``(100, 300, 900)``) and ``eta`` make it multi-fidelity, as ``--rungs`` / ``--eta``;
+    ``energy_model`` (``arithmetic`` or ``lemaire``) is the energy objective, as ``--energy-model``."""
     from snnas.nas.data import ProxySplit, load_dataset
     from snnas.nas.report.tables import trials_frame, write_reports
     from snnas.nas.search.proxy import ProxySettings
@@ -156,7 +159,8 @@ def search(*, budget: int, data: str = "digits", out: str | Path = "results", st
     settings = SearchSettings(study=study, out_dir=Path(out), budget=budget, sampler=sampler, seed=seed,
                               profiles=tuple(profiles), convention=convention, max_params=max_params,
                               train_size=train_size, val_size=val_size, resolution=resolution, workers=1,
-                              proxy_settings=ProxySettings(steps=steps, seed=seed, runs=runs))
+                              proxy_settings=ProxySettings(steps=steps, seed=seed, runs=runs),
+                              rungs=tuple(rungs) if rungs else None, eta=eta, energy_model=energy_model)
     chosen = SearchSpace.from_yaml(space or default_space_path())
     split = ProxySplit.make(load_dataset(data), train_size=train_size, val_size=val_size, resolution=resolution,
                             seed=seed)
