@@ -64,8 +64,14 @@ def register_custom_ops() -> None:
 
 
 STALE_STATE = ("{n} spiking neuron(s) start from membrane potentials saved in the file: a forward pass ran "
-               "before it was {how} without spikingjelly's functional.reset_net, so every pass of this program "
-               "starts from that state (the counts are of that program; reset the network before saving)")
+               "before it was {how} without a reset (spikingjelly's functional.reset_net, snnTorch's utils.reset), "
+               "so every pass of this program starts from that state (the counts are of that program; a state "
+               "saved from a larger batch repeats each sample that many times; reset the network before saving)")
+STATE_ROWS = ("{n} saved state tensor(s) of {rows} rows enter this traced program's arithmetic (snnTorch's "
+              "init_hidden membranes keep the batch they were traced with): each sample is broadcast to {rows} "
+              "rows, so its counts are {rows}x one sample's; reset the network and trace it on a batch of 1")
+ARITHMETIC = {"aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::mul", "aten::mul_", "aten::div",
+              "aten::div_", "aten::rsub"}
 
 
 def _nonzero(value) -> bool:
@@ -109,6 +115,44 @@ def _stale_script_state(module) -> int:
                 source = node.inputsAt(i).node()
                 stale += source.kind() == "prim::Constant" and _nonzero(source.output().toIValue())
     return stale
+
+
+def _script_state_buffers(module) -> list[torch.Tensor]:
+    """Saved state read into a traced program's arithmetic: buffers of two or more axes (a
+    membrane of [batch, features], as snnTorch's ``init_hidden`` neurons keep) that an add, sub,
+    mul or div takes directly. Parameters, BatchNorm statistics and scalar constants are not
+    state; a buffer sliced first (a positional table) is not read whole."""
+    try:
+        graph = module.inlined_graph
+    except (AttributeError, RuntimeError):
+        return []
+    objects = {next(graph.inputs()).debugName(): module}
+    state = {}
+    for node in graph.nodes():
+        if node.kind() == "prim::GetAttr":
+            owner = objects.get(node.inputsAt(0).debugName())
+            if owner is not None and hasattr(owner, node.s("name")):
+                objects[node.output().debugName()] = getattr(owner, node.s("name"))
+        elif node.kind() in ARITHMETIC:
+            for value in node.inputs():
+                tensor = objects.get(value.debugName())
+                if isinstance(tensor, torch.Tensor) and tensor.dim() >= 2 and \
+                        not isinstance(tensor, torch.nn.Parameter) and not tensor.requires_grad:
+                    state[value.debugName()] = tensor
+    return list(state.values())
+
+
+def _script_state_notes(module) -> tuple[str, ...]:
+    """The stale-state note, and a note for state saved with a batch of several rows."""
+    buffers = _script_state_buffers(module)
+    notes = []
+    stale = _stale_script_state(module) + sum(1 for b in buffers if b.shape[0] == 1 and _nonzero(b))
+    if stale:
+        notes.append(STALE_STATE.format(n=stale, how="traced"))
+    wide = [b for b in buffers if b.shape[0] > 1]
+    if wide:
+        notes.append(STATE_ROWS.format(n=len(wide), rows=max(b.shape[0] for b in wide)))
+    return tuple(notes)
 
 
 def _export_module_types(program) -> dict[str, str]:
@@ -197,9 +241,7 @@ def load_module_file(path: str | Path, *, trust_pickle: bool = False, trust_code
             (check_torchscript_archive if kind == "torchscript" else check_export_archive)(path)
         if kind == "torchscript":
             module = torch.jit.load(str(path), map_location="cpu")
-            stale = _stale_script_state(module)
-            return LoadedModel(module, "torchscript",
-                               notes=(STALE_STATE.format(n=stale, how="traced"),) if stale else ())
+            return LoadedModel(module, "torchscript", notes=_script_state_notes(module))
         if kind == "export":
             program = load_export_archive(path)
             example = program.example_inputs[0] if program.example_inputs else None

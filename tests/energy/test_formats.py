@@ -188,7 +188,7 @@ def test_a_file_saved_after_a_forward_pass_without_reset_is_noted_and_a_clean_on
         for name, how in (("m.ts", "traced"), ("m.pt2", "exported")):
             notes = load_module_file(tmp_path / name).notes
             if stale:
-                assert len(notes) == 1 and f"before it was {how} without spikingjelly's functional.reset_net" in notes[0]
+                assert len(notes) == 1 and f"before it was {how} without a reset (spikingjelly's functional.reset_net" in notes[0]
             else:
                 assert notes == (), name
 

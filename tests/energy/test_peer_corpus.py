@@ -279,3 +279,39 @@ def test_every_corpus_model_counts_the_same_from_torch_export_and_torchscript(na
     _reset(model)
     torch.jit.trace(model, (x,), check_trace=False).save(str(tmp_path / "m.ts"))
     assert _totals(count_ops(load_module_file(tmp_path / "m.ts").module, x, batch_dim=batch_dim)) == reference
+
+
+def test_an_snntorch_program_traced_with_a_batch_state_is_noted_and_one_traced_on_one_sample_is_not(tmp_path):
+    """snnTorch's init_hidden neurons keep their membrane in a buffer. Traced on a batch of 16 (after
+    a forward pass, or reset), the program starts every pass from that [16, features] state, so each
+    sample is broadcast to 16 rows (16x the neuron updates): the loader says so. Traced on one sample
+    after a reset, it is silent and right."""
+    from snntorch import utils
+
+    from snnas.energy.loading import load_module_file
+
+    def leaky(**kw):
+        return snn.Leaky(beta=0.8, threshold=0.5, init_hidden=True, surrogate_disable=True, **kw)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 16), leaky(), nn.Linear(16, 5), leaky(output=True))
+    model = StepLoop([(net, "syn")]).eval()
+    x16, x = torch.rand(T, 16, 12), torch.rand(T, 2, 12)
+    with torch.no_grad():
+        utils.reset(net)
+        fresh = count_ops(model, x, batch_dim=1).total("neuron_updates")
+        model(x16)  # a forward pass, no reset: the membranes now hold 16 rows
+        torch.jit.trace(model, (x16,), check_trace=False).save(str(tmp_path / "stale.ts"))
+        utils.reset(net)
+        torch.jit.trace(model, (x16,), check_trace=False).save(str(tmp_path / "clean.ts"))
+    stale = load_module_file(tmp_path / "stale.ts")
+    assert stale.notes and all("2 saved state tensor(s) of 16 rows" in n for n in stale.notes)
+    assert count_ops(stale.module, x, batch_dim=1).total("neuron_updates") == 16 * fresh  # what the notes warn of
+    # reset but traced on 16 samples: the zero membranes still have 16 rows, and each sample is counted 16 times
+    clean = load_module_file(tmp_path / "clean.ts")
+    assert clean.notes == stale.notes and "16x one sample's" in clean.notes[0]
+    with torch.no_grad():  # the way out the note gives: reset, trace on one sample
+        utils.reset(net)
+        torch.jit.trace(model, (x16[:, :1],), check_trace=False).save(str(tmp_path / "one.ts"))
+    one = load_module_file(tmp_path / "one.ts")
+    assert one.notes == () and count_ops(one.module, x, batch_dim=1).total("neuron_updates") == fresh
