@@ -1,15 +1,20 @@
-"""Counting cost as a ratio to a plain forward pass of the same batch, beside spikingjelly's op_counter.
+"""Counting cost beside spikingjelly's op_counter, on the same models and batch, in one run.
 
-Run:  python benchmarks/counting_overhead.py [--model spikformer-4-256] [--batch 16] [--repeats 5]
+Run:  python benchmarks/counting_overhead.py [--batch 64] [--repeats 3] [--loop-repeats 1]
+      [--models qkformer-small,spikformer-4-256]
 
-Five things are timed side by side in one run (medians of interleaved repeats) on real embedded
-digits, so machine noise affects them alike: a plain forward pass of the batch, the same forward
-one sample at a time, snnas's ``count_ops`` as ``snnas energy`` runs it (each sample on its own,
-so that operand classes are per sample), the batched pass the search uses
-(``per_sample=False``), and spikingjelly 2.0's DispatchCounterMode with its SynOp, AC and MAC
-counters. BatchNorm statistics are set so that the random network
-fires (as a trained one does): counting work grows with the number of events.
-Writes results/benchmarks/counting_overhead.json.
+For each model, on real embedded digits, these are timed side by side, in interleaved repeats
+(each repeat runs every one once, in turn, so machine noise affects them alike; medians are
+reported): a plain forward pass of the batch; snnas's ``count_ops`` as ``snnas energy`` runs it
+(per-sample operand classes from one batched forward); the same counts from the per-sample loop
+it replaced (one forward per sample, ``per_sample_loop=True``, for reference; it takes the longest,
+so it runs in the first ``--loop-repeats`` repeats only); the pass with
+classes decided per batch tensor (``per_sample=False``); and spikingjelly 2.0's
+DispatchCounterMode with its SynOp, AC and MAC counters. The headline is snnas / spikingjelly.
+``qkformer-small`` is QKFormer's architecture (the qkformer stem and downsampling, Q-K token
+attention, then SSA) at 32x32 with dims 64/128/256 and depths 1/1/2. BatchNorm statistics are set
+so that the random network fires (as a trained one does): counting work grows with the number
+of events. Writes results/benchmarks/counting_overhead.json.
 """
 
 from __future__ import annotations
@@ -31,6 +36,15 @@ from snnas.nas.models.attention.dssa import calibrate_rates
 from snnas.nas.models.zoo import get
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "counting_overhead.json"
+SMALL = {"qkformer-small": ("qkformer-10-384", dict(img_size=32, num_classes=10, dims=(64, 128, 256),
+                                                      depths=(1, 1, 2), heads=(4, 4, 4)))}
+
+
+def _arch(name: str):
+    if name in SMALL:
+        base, changes = SMALL[name]
+        return get(base).arch.replace(**changes)
+    return get(name).arch
 
 
 def _timed(fn) -> float:
@@ -48,19 +62,7 @@ def _firing(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="spikformer-4-256")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-
-    torch.manual_seed(0)
-    arch = get(args.model).arch
-    model = _firing(build_model(arch))
-    x = sample_digits(args.batch, channels=arch.in_channels, size=arch.img_size)
-    calibrate_rates(model, x)
-
+def _runs(model: torch.nn.Module, x: torch.Tensor, loop: bool) -> dict:
     def plain():
         functional.reset_net(model)
         with torch.no_grad():
@@ -71,36 +73,59 @@ def main() -> None:
         with torch.no_grad(), DispatchCounterMode([SynOpCounter(), ACCounter(), MACCounter()]):
             model(x)
 
-    def one_at_a_time():
-        for i in range(len(x)):
-            functional.reset_net(model)
-            with torch.no_grad():
-                model(x[i:i + 1])
+    runs = {"forward": plain,
+            "snnas count_ops (per-sample classes, one batched forward)": lambda: count_ops(model, x),
+            "spikingjelly op_counter": spikingjelly_count,
+            "snnas count_ops, classes per batch (per_sample=False)": lambda: count_ops(model, x, per_sample=False)}
+    if loop:
+        runs["snnas count_ops, per-sample loop (before)"] = lambda: count_ops(model, x, per_sample_loop=True)
+    return runs
 
-    runs = {"forward": plain, "forward, one sample at a time": one_at_a_time,
-            "snnas count_ops, per sample": lambda: count_ops(model, x),
-            "snnas count_ops, batched": lambda: count_ops(model, x, per_sample=False),
-            "spikingjelly op_counter": spikingjelly_count}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    plain()  # warm-up
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            times[name].append(_timed(fn))
-    base = statistics.median(times["forward"])
-    rate = count_ops(model, x, per_sample=False)
-    firing = rate.total("spikes") / max(rate.total("neuron_updates"), 1)
-    header = (f"{args.model}, batch {args.batch}, T={arch.time_steps}, {torch.get_num_threads()} threads, "
-              f"firing rate {firing:.3f}, median of {args.repeats}")
-    print(header)
-    summary = {"model": args.model, "batch": args.batch, "threads": torch.get_num_threads(), "firing_rate": firing,
-               "repeats": args.repeats, "median_s": {}, "ratio_to_forward": {}}
-    for name, measured in times.items():
-        median = statistics.median(measured)
-        summary["median_s"][name] = median
-        summary["ratio_to_forward"][name] = median / base
-        print(f"  {name:30s} {median * 1000:8.1f} ms   {median / base:5.2f}x forward")
+
+def measure(name: str, batch: int, repeats: int, loop_repeats: int) -> dict:
+    torch.manual_seed(0)
+    arch = _arch(name)
+    model = _firing(build_model(arch))
+    x = sample_digits(batch, channels=arch.in_channels, size=arch.img_size)
+    calibrate_rates(model, x)
+    counts = count_ops(model, x)
+    assert counts.per_sample_loop == "", counts.per_sample_loop  # the batched path is what is timed
+    runs = _runs(model, x, loop_repeats > 0)
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    runs["forward"]()  # warm-up
+    for repeat in range(repeats):
+        for key, fn in runs.items():
+            if "loop" not in key or repeat < loop_repeats:  # the slow reference runs in the first repeats only
+                times[key].append(_timed(fn))
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    sj = medians["spikingjelly op_counter"]
+    firing = counts.total("spikes") / max(counts.total("neuron_updates"), 1)
+    return {"model": name, "img_size": arch.img_size, "time_steps": arch.time_steps, "batch": batch,
+            "firing_rate": firing, "repeats": {key: len(values) for key, values in times.items()}, "times_s": times, "median_s": medians,
+            "ratio_to_forward": {k: v / medians["forward"] for k, v in medians.items()},
+            "ratio_to_spikingjelly": {k: v / sj for k, v in medians.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="qkformer-small,spikformer-4-256")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loop-repeats", type=int, default=1,
+                        help="repeats that also time the per-sample loop (slow; 0 skips it)")
+    args = parser.parse_args()
+    summary = {"threads": torch.get_num_threads(), "batch": args.batch, "repeats": args.repeats,
+               "loop_repeats": args.loop_repeats, "models": []}
+    for name in args.models.split(","):
+        result = measure(name, args.batch, args.repeats, args.loop_repeats)
+        summary["models"].append(result)
+        print(f"{name}, batch {args.batch}, T={result['time_steps']}, {summary['threads']} threads, "
+              f"firing rate {result['firing_rate']:.3f}, medians of interleaved repeats (the loop: {args.loop_repeats})")
+        for key, median in result["median_s"].items():
+            print(f"  {key:58s} {median:7.2f} s  {result['ratio_to_forward'][key]:5.2f}x forward  "
+                  f"{result['ratio_to_spikingjelly'][key]:5.2f}x spikingjelly")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(summary, indent=2))
+    OUT.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
