@@ -32,6 +32,10 @@ def build_report(model: str, counts, estimates, input_info: dict, extra: dict) -
         by_profile = {e.profile: e.by_layer_mj.get(layer.name, 0.0) for e in estimates}
         row["energy_mj"] = by_profile[estimates[0].profile] if estimates else None
         row["energy_mj_by_profile"] = by_profile
+        ranged = [e for e in estimates if e.has_range]
+        if ranged:  # the same layer priced at every term's low / high end (profile ranges)
+            row["energy_low_mj_by_profile"] = {e.profile: e.by_layer_low_mj.get(layer.name, 0.0) for e in ranged}
+            row["energy_high_mj_by_profile"] = {e.profile: e.by_layer_high_mj.get(layer.name, 0.0) for e in ranged}
         parts = {e.profile: e.by_layer_parts_mj.get(layer.name, {}) for e in estimates if e.memory}
         if parts:
             row["energy_parts_mj_by_profile"] = {p: {k: v.get(k, 0.0) for k in PARTS} for p, v in parts.items()}
@@ -53,24 +57,46 @@ def render_csv(report: dict) -> str:
     profiles = [e["profile"] for e in report["energy"]]
     split = [e["profile"] for e in report["energy"] if e.get("memory")]
     fields = ["name", "type", "operand", "in_rate", "params", *LAYER_KEYS,
-              *(f"energy_mj[{p}]" for p in profiles), *(f"{k}_mj[{p}]" for p in split for k in PARTS),
+              *(f"energy{end}_mj[{p}]" for p in profiles for end in ("", "_low", "_high")),
+              *(f"{k}_mj[{p}]" for p in split for k in PARTS),
               *(f"complete[{p}]" for p in profiles), *_baseline_fields(report)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for row in report["layers"]:
         parts = row.get("energy_parts_mj_by_profile", {})
-        writer.writerow({**row, **{f"energy_mj[{p}]": row["energy_mj_by_profile"].get(p, 0.0) for p in profiles},
+        writer.writerow({**row, **_energy_cells(row, profiles),
                          **{f"{k}_mj[{p}]": parts.get(p, {}).get(k, 0.0) for p in split for k in PARTS}})
     total = {"name": "TOTAL", "params": report["params"], **report["totals"]}
     for e in report["energy"]:
         total[f"energy_mj[{e['profile']}]"] = e["total_mj"]
+        total[f"energy_low_mj[{e['profile']}]"] = e["total_low_mj"]
+        total[f"energy_high_mj[{e['profile']}]"] = e["total_high_mj"]
         total.update({f"{k}_mj[{e['profile']}]": v for k, v in e.get("by_part_mj", {}).items()
                       if e["profile"] in split})
         total[f"complete[{e['profile']}]"] = e["complete"]
     total.update(_baseline_cells(report.get("baseline")))
     writer.writerow(total)
     return buffer.getvalue()
+
+
+def _energy_cells(row: dict, profiles: list[str]) -> dict:
+    """A layer's energy per profile with the ends of its range (the energy itself where no range)."""
+    cells = {}
+    for p in profiles:
+        mj = row["energy_mj_by_profile"].get(p, 0.0)
+        cells[f"energy_mj[{p}]"] = mj
+        for end in ("low", "high"):
+            cells[f"energy_{end}_mj[{p}]"] = row.get(f"energy_{end}_mj_by_profile", {}).get(p, mj)
+    return cells
+
+
+def with_range(value: float, low: float | None, high: float | None, fmt: str = ".4g") -> str:
+    """``value [low - high]`` where the profile's ranges give a spread, else just the value."""
+    text = f"{value:{fmt}}" if value else "0"
+    if low is None or high is None or (low == value and high == value):
+        return text
+    return f"{text} [{low:{fmt}} - {high:{fmt}}]"
 
 
 BASELINE_COLUMNS = ("ann_q_bits", "measured_rate")
@@ -133,7 +159,8 @@ def _layer_table(report: dict, first) -> Table:
     parts = PARTS if first.memory else ()
     for part in parts:
         table.add_column(f"{part} mJ", f"{first.part_mj(part):.4g}", justify="right", no_wrap=True)
-    table.add_column("mJ", f"{first.total_mj:.4g}", justify="right", no_wrap=True)
+    table.add_column("mJ", with_range(first.total_mj, first.total_low_mj, first.total_high_mj), justify="right",
+                     no_wrap=True)
     table.add_column("%", "100" if first.total_mj else "-", justify="right", no_wrap=True)
     for row in report["layers"]:
         mj = row["energy_mj_by_profile"].get(first.profile, 0.0)
@@ -143,7 +170,9 @@ def _layer_table(report: dict, first) -> Table:
         other = sum(row[k] for k in OTHER_KEYS)
         split = row.get("energy_parts_mj_by_profile", {}).get(first.profile, {})
         table.add_row(escape(row["name"]), row["operand"] or "-", rate, _g(row["macs"]), _g(row["acs"]),
-                      _g(row["neuron_updates"]), _g(other), *(_g(split.get(p, 0.0)) for p in parts), f"{mj:.3g}",
+                      _g(row["neuron_updates"]), _g(other), *(_g(split.get(p, 0.0)) for p in parts),
+                      with_range(mj, *(row.get(f"energy_{end}_mj_by_profile", {}).get(first.profile, mj)
+                                       for end in ("low", "high")), ".3g"),
                       f"{100 * mj / first.total_mj:.1f}")
     return table
 
@@ -170,8 +199,12 @@ def print_tables(report: dict, estimates) -> None:
         status = "yes" if e.complete else f"[red]no[/]: missing {escape(', '.join(e.missing))}"
         memory = f"{e.part_mj('memory'):.4g}" if e.memory else "-"
         energy.add_row(e.profile, e.regime, e.convention + (" + Lemaire memory" if e.memory else ""),
-                       f"{e.total_mj:.4g}" + ("" if e.complete else " (lower bound)"), memory, status)
+                       with_range(e.total_mj, e.total_low_mj, e.total_high_mj) +
+                       ("" if e.complete else " (lower bound)"), memory, status)
     console.print(energy)
+    if any(e.has_range for e in estimates):
+        console.print("\\[low - high]: the same counts priced with every profile term at the low / the high end of "
+                      "its published range (snnas profiles --show NAME gives both sources)")
 
 
 def _break_even(twin: dict, rate) -> str:

@@ -22,9 +22,9 @@ def profiles(
     loaded = [load_profile(n) for n in names]
     if fmt is OutputFormat.json:
         print(json.dumps([{"name": p.name, "title": p.title, "kind": p.kind, "regime": p.regime,
-                           "terms": {k: {"value": t.value, "source": t.source, "evidence": t.evidence}
-                                     for k, t in p.terms.items()}, "memory": p.memory is not None} for p in loaded],
-                         indent=2))
+                           "terms": {k: _term_json(t) for k, t in p.terms.items()}, "memory": p.memory is not None,
+                           **({"memory_range": _memory_range_json(p.memory)} if p.memory and p.memory.has_range
+                              else {})} for p in loaded], indent=2))
         return
     if show:
         p = loaded[0]
@@ -33,9 +33,10 @@ def profiles(
             table.add_column(col)
         for k, t in p.terms.items():
             table.add_row(k, "null" if t.value is None else f"{t.value:g}", t.evidence, t.source)
+            for end in ("low", "high") if t.has_range else ():
+                table.add_row(f"  {end}", f"{t.at(end):g}", "", getattr(t, f"{end}_source") or t.source)
         if p.memory is not None:
-            points = ", ".join(f"{b:.0f} B: {e:g}" for b, e in p.memory.points) or "linear fit per word access"
-            table.add_row("memory (pJ/byte)", points, "", p.memory.source)
+            _memory_rows(table, p.memory)
         console.print(table)
         return
     table = Table(title="hardware profiles (pJ; null = not published)", box=box.SIMPLE_HEAD)
@@ -46,3 +47,27 @@ def profiles(
         table.add_row(p.name, p.regime, fmt_v(p.value("mac_pj")), fmt_v(p.value("ac_pj")),
                       fmt_v(p.value("neuron_update_pj")), fmt_v(p.value("add_pj")), "yes" if p.memory else "-")
     console.print(table)
+
+
+def _points(points) -> str:
+    return ", ".join(f"{b:.0f} B: {e:g}" for b, e in points)
+
+
+def _memory_rows(table: Table, memory) -> None:
+    table.add_row("memory (pJ/byte)", _points(memory.points) or "linear fit per word access", "", memory.source)
+    for end in ("low", "high") if memory.has_range else ():
+        at = memory.at(end)
+        table.add_row(f"  {end}", _points(at.points), "", getattr(memory, f"{end}_source") or memory.source)
+
+
+def _term_json(t) -> dict:
+    out = {"value": t.value, "source": t.source, "evidence": t.evidence}
+    if t.has_range:
+        out["range"] = {end: {"value": t.at(end), "source": getattr(t, f"{end}_source") or t.source}
+                        for end in ("low", "high")}
+    return out
+
+
+def _memory_range_json(memory) -> dict:
+    return {end: {"pj_per_byte": [list(p) for p in memory.at(end).points],
+                  "source": getattr(memory, f"{end}_source") or memory.source} for end in ("low", "high")}

@@ -30,6 +30,22 @@ class EnergyEstimate:
     by_layer_mj: dict[str, float] = field(default_factory=dict)
     memory: bool = False  # the Lemaire model (memory traffic and addressing included)
     by_layer_parts_mj: dict[str, dict[str, float]] = field(default_factory=dict)  # layer -> PARTS -> mJ
+    # The same counts priced with every profile term at the low / the high end of its range
+    # (Profile.at): they bound the total at any prices inside the ranges. None: no range (= total).
+    total_low_mj: float | None = None
+    total_high_mj: float | None = None
+    by_layer_low_mj: dict[str, float] = field(default_factory=dict)
+    by_layer_high_mj: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.total_low_mj is None:
+            self.total_low_mj, self.by_layer_low_mj = self.total_mj, self.by_layer_mj
+        if self.total_high_mj is None:
+            self.total_high_mj, self.by_layer_high_mj = self.total_mj, self.by_layer_mj
+
+    @property
+    def has_range(self) -> bool:
+        return self.total_low_mj != self.total_mj or self.total_high_mj != self.total_mj
 
     @property
     def energy_model(self) -> str:
@@ -41,6 +57,7 @@ class EnergyEstimate:
     def to_dict(self) -> dict:
         return {"profile": self.profile, "regime": self.regime, "convention": self.convention,
                 "energy_model": self.energy_model, "total_mj": self.total_mj, "complete": self.complete,
+                "total_low_mj": self.total_low_mj, "total_high_mj": self.total_high_mj,
                 "missing": self.missing, "memory": self.memory, "by_term_mj": self.by_term_mj,
                 "by_part_mj": {part: self.part_mj(part) for part in PARTS}}
 
@@ -106,7 +123,9 @@ def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", m
     addressing and memory traffic, sized by ``sizing``; every other layer keeps the convention's
     pricing, and the estimate says its memory traffic is missing. ``bn_folded`` defaults to how
     the counts were made. The estimate is incomplete when a term it needs is unknown on the
-    profile or when the counts left an arithmetic op uncounted.
+    profile or when the counts left an arithmetic op uncounted. Where the profile's terms carry
+    ranges, the same quantities are priced again at every term's low and high end
+    (``total_low_mj``, ``total_high_mj``, per layer too).
     """
     quantities: Quantities = get_convention(convention).quantities(counts)
     if bn_folded is None:
@@ -115,6 +134,20 @@ def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", m
         for layer in counts.layers:
             if layer.total("bn"):
                 quantities.setdefault(layer.name, {})["bn_pj"] = layer.total("bn")
+    price = lambda p: _price(quantities, counts, p, memory, geometry, sizing)  # noqa: E731
+    ledger = price(profile)
+    gaps = sorted(ledger.missing) + [f"op {op}" for op in sorted(counts.unsupported)]
+    result = EnergyEstimate(profile.name, profile.regime, convention, sum(ledger.by_term.values()), not gaps, gaps,
+                            ledger.by_term, ledger.by_layer, memory, ledger.parts)
+    if profile.has_range:
+        low, high = price(profile.at("low")), price(profile.at("high"))
+        result.total_low_mj, result.by_layer_low_mj = sum(low.by_term.values()), low.by_layer
+        result.total_high_mj, result.by_layer_high_mj = sum(high.by_term.values()), high.by_layer
+    return result
+
+
+def _price(quantities: Quantities, counts: OpCounts, profile: Profile, memory: bool,
+           geometry: ModelGeometry | None, sizing: Sizing | None) -> _Ledger:
     ledger = _Ledger(profile)
     lemaire_layers = _lemaire(ledger, counts, geometry, sizing) if memory else set()
     for name, terms in quantities.items():
@@ -122,6 +155,4 @@ def estimate(counts: OpCounts, profile: Profile, *, convention: str = "snnas", m
             continue
         for term, count in terms.items():
             ledger.price(name, term, count)
-    gaps = sorted(ledger.missing) + [f"op {op}" for op in sorted(counts.unsupported)]
-    return EnergyEstimate(profile.name, profile.regime, convention, sum(ledger.by_term.values()), not gaps, gaps,
-                          ledger.by_term, ledger.by_layer, memory, ledger.parts)
+    return ledger

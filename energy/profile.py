@@ -8,7 +8,7 @@ pass their own YAML file in the same format (see ``energy/profiles/45nm-fp32.yam
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,7 +33,8 @@ REQUIRED_TERMS = ("mac_pj", "ac_pj", "add_pj", "neuron_update_pj", "bn_pj")
 # accelerator). Any other term a profile leaves out is unknown: an estimate that needs it is incomplete.
 NOT_APPLICABLE_WHEN_ABSENT = ("active_update_extra_pj", "spike_pj")
 _TOP_KEYS = {"name", "title", "kind", "node", "regime", "source", "terms", "memory", "notes"}
-_MEMORY_KEYS = {"source", "evidence", "sram_pj_per_bit", "sram_offset_pj", "word_bits", "pj_per_byte"}
+_MEMORY_KEYS = {"source", "evidence", "sram_pj_per_bit", "sram_offset_pj", "word_bits", "pj_per_byte", "range"}
+ENDS = ("low", "high")  # a range's ends: where published figures disagree, each end with its source
 
 
 class ProfileError(ValueError):
@@ -42,9 +43,25 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Term:
+    """One priced term. ``low`` / ``high``: the ends of a range where published figures disagree
+    (each with its source); an end not given is the value itself (no range)."""
+
     value: float | None  # picojoules per unit; None = unknown
     source: str
     evidence: str
+    low: float | None = None
+    high: float | None = None
+    low_source: str = ""
+    high_source: str = ""
+
+    @property
+    def has_range(self) -> bool:
+        return self.value is not None and (self.at("low") != self.value or self.at("high") != self.value)
+
+    def at(self, end: str) -> float | None:
+        """The value at one end of the range ("low", "high" or "value")."""
+        bound = getattr(self, end) if end in ENDS else None
+        return self.value if bound is None else bound
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,20 @@ class Memory:
     points: tuple[tuple[float, float], ...] = ()
     sram_pj_per_bit: float = 0.0
     sram_offset_pj: float = 0.0
+    low_points: tuple[tuple[float, float], ...] = ()  # the range's ends: the same sizes, pJ per byte
+    high_points: tuple[tuple[float, float], ...] = ()
+    low_source: str = ""
+    high_source: str = ""
+
+    @property
+    def has_range(self) -> bool:
+        return bool(self.low_points and self.low_points != self.points or
+                    self.high_points and self.high_points != self.points)
+
+    def at(self, end: str) -> "Memory":
+        """The memory model at one end of its range (itself where that end is not given)."""
+        points = (getattr(self, f"{end}_points") if end in ENDS else ()) or self.points
+        return replace(self, points=points, low_points=(), high_points=())
 
     @property
     def word_bytes(self) -> int:
@@ -94,22 +125,57 @@ class Profile:
         t = self.terms.get(term)
         return None if t is None else t.value
 
+    @property
+    def has_range(self) -> bool:
+        return any(t.has_range for t in self.terms.values()) or (self.memory is not None and self.memory.has_range)
+
+    def at(self, end: str) -> "Profile":
+        """This profile with every term (and the memory model) at one end of its range. Energy is a
+        sum of non-negative counts times prices, and a memory price interpolates its points with
+        non-negative weights, so pricing the same counts on ``at("low")`` and ``at("high")``
+        bounds the estimate at any prices inside the ranges."""
+        terms = {k: replace(t, value=t.at(end), low=None, high=None) for k, t in self.terms.items()}
+        return replace(self, terms=terms, memory=None if self.memory is None else self.memory.at(end))
+
 
 def _fail(where: str, message: str) -> None:
     raise ProfileError(f"{where}: {message}")
 
 
 def _parse_term(where: str, data: Any) -> Term:
-    if not isinstance(data, Mapping) or set(data) - {"value", "source", "evidence"}:
-        _fail(where, "expected a mapping with value, source and evidence")
+    if not isinstance(data, Mapping) or set(data) - {"value", "source", "evidence", "range"}:
+        _fail(where, "expected a mapping with value, source and evidence (and optionally range)")
     value = data.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or
-                              not math.isfinite(value) or value < 0):
+    if value is not None and not _number(value):
         _fail(f"{where}.value", f"expected a finite non-negative number or null, got {value!r}")
     for key in ("source", "evidence"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             _fail(f"{where}.{key}", "must be a non-empty string (every number needs its source and evidence)")
-    return Term(None if value is None else float(value), data["source"], data["evidence"])
+    term = Term(None if value is None else float(value), data["source"], data["evidence"])
+    if data.get("range") is None:
+        return term
+    if value is None:
+        _fail(f"{where}.range", "a range needs a value (an unknown term has no range)")
+    ends = _parse_range(f"{where}.range", data["range"], "value", _number)
+    for end, (bound, source) in ends.items():
+        if (bound > value) if end == "low" else (bound < value):
+            _fail(f"{where}.range.{end}", f"{bound:g} is on the wrong side of the value {value:g}")
+        term = replace(term, **{end: float(bound), f"{end}_source": source})
+    return term
+
+
+def _parse_range(where: str, data: Any, key: str, check) -> dict[str, tuple[Any, str]]:
+    """``range: {low: {KEY: ..., source: ...}, high: {KEY: ..., source: ...}}``, either end optional."""
+    if not isinstance(data, Mapping) or not data or set(data) - set(ENDS):
+        _fail(where, f"expected a mapping with low and/or high, each {{{key}, source}}")
+    ends = {}
+    for end, given in data.items():
+        if not isinstance(given, Mapping) or set(given) != {key, "source"} or not check(given[key]):
+            _fail(f"{where}.{end}", f"expected {key} (as the value is given) and source")
+        if not isinstance(given["source"], str) or not given["source"].strip():
+            _fail(f"{where}.{end}.source", "must be a non-empty string (every end of a range needs its source)")
+        ends[end] = (given[key], given["source"])
+    return ends
 
 
 def parse_profile(data: Any, *, origin: str) -> Profile:
@@ -159,7 +225,26 @@ def _parse_memory(where: str, mem: Any) -> Memory:
                                       f"non-negative numbers, got {points!r}")
     if any(b[0] <= a[0] for a, b in zip(points, points[1:])):
         _fail(f"{where}.pj_per_byte", f"sizes must increase, got {[p[0] for p in points]!r}")
-    return Memory(int(mem["word_bits"]), source, tuple((float(x), float(y)) for x, y in points))
+    memory = Memory(int(mem["word_bits"]), source, tuple((float(x), float(y)) for x, y in points))
+    return memory if mem.get("range") is None else _memory_range(f"{where}.range", mem["range"], memory)
+
+
+def _memory_range(where: str, data: Any, memory: Memory) -> Memory:
+    """The memory's range: at each end pJ per byte at the same sizes, on its side of every point."""
+    sizes = [x for x, _ in memory.points]
+    if not sizes:
+        _fail(where, "a range needs pj_per_byte points (not the linear fit)")
+    shaped = lambda p: isinstance(p, list) and len(p) == len(sizes) and all(  # noqa: E731
+        isinstance(q, list) and len(q) == 2 and all(_number(v) for v in q) for q in p)
+    fields = {}
+    for end, (points, source) in _parse_range(where, data, "pj_per_byte", shaped).items():
+        if [float(x) for x, _ in points] != sizes:
+            _fail(f"{where}.{end}.pj_per_byte", f"must give the value's sizes {sizes!r}")
+        low = end == "low"
+        if any((float(y) > v) if low else (float(y) < v) for (_, y), (_, v) in zip(points, memory.points)):
+            _fail(f"{where}.{end}.pj_per_byte", "every point must be on its side of the value's")
+        fields.update({f"{end}_points": tuple((float(x), float(y)) for x, y in points), f"{end}_source": source})
+    return replace(memory, **fields)
 
 
 MAX_PROFILE_BYTES = 1 << 20  # a profile is a few kilobytes of YAML
