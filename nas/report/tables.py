@@ -16,7 +16,7 @@ from snnas.nas.models.arch import ArchConfig
 from snnas.nas.failpoints import failpoint
 from snnas.nas.files import PAPER_STYLE, atomic_write, write_figure
 from snnas.nas.search.pareto import hypervolume, pareto_mask
-from snnas.nas.search.study import COMPLETE_ATTRS, ENERGY_ATTRS, FINGERPRINT_DEFAULTS
+from snnas.nas.search.study import COMPLETE_ATTRS, ENERGY_ATTRS, FINGERPRINT_DEFAULTS, range_attr
 from snnas.nas.search.workers import counts_toward_budget
 
 STATE = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.FAIL: "failed",
@@ -81,6 +81,20 @@ def _front_energy(t, chosen: str, told: str, profile: str | None) -> float | Non
     return (t.user_attrs.get(ENERGY_ATTRS[chosen]) or {}).get(profile)
 
 
+def _energy_band(ax, front: pd.DataFrame, scale: float) -> None:
+    """Horizontal bars from each front point's energy at every profile term's low end to its high end
+    (drawn only for trials that recorded a range: profiles whose terms carry one)."""
+    if "energy_low_mj" not in front or "energy_high_mj" not in front:
+        return
+    banded = front[front["energy_low_mj"].notna() & front["energy_high_mj"].notna()]
+    if banded.empty:
+        return
+    low, high = pd.to_numeric(banded["energy_low_mj"]), pd.to_numeric(banded["energy_high_mj"])
+    xerr = [(banded["energy_mj"] - low).clip(lower=0), (high - banded["energy_mj"]).clip(lower=0)]
+    ax.errorbar(banded["energy_mj"], banded["objective"] * scale, xerr=xerr, fmt="none", ecolor="C0", elinewidth=0.6,
+                alpha=0.5, capsize=1.5, zorder=2, label="energy range (profile terms at low / high)")
+
+
 def trials_frame(study: optuna.Study, energy_model: str | None = None) -> pd.DataFrame:
     """One row per trial: every architecture field (lists as 4-4), the whole architecture as JSON,
     objectives, energies per profile and energy model, counts, state, timing. ``energy_mj`` and
@@ -95,6 +109,8 @@ def trials_frame(study: optuna.Study, energy_model: str | None = None) -> pd.Dat
         row = {"trial": t.number, "state": STATE.get(t.state, str(t.state)),
                "objective": t.values[0] if t.values else None, "accuracy": ua.get("accuracy"),
                "energy_mj": _front_energy(t, chosen, told, first)}
+        for end in ("low", "high"):  # the band of the front's energy where the profile's terms carry ranges
+            row[f"energy_{end}_mj"] = (ua.get(range_attr(chosen, end)) or {}).get(first) if t.values else None
         for model, key in ENERGY_ATTRS.items():  # energy_mj[P] (arithmetic), energy_lemaire_mj[P]
             for name, mj in (ua.get(key) or {}).items():
                 row[f"{key}[{name}]"] = mj
@@ -268,6 +284,7 @@ def plot_front(frame: pd.DataFrame, out_dir: Path, ctx: StudyContext, *, refined
         ax.scatter(other["energy_mj"], other["objective"] * scale, s=8, c="0.7", lw=0, label="dominated")
         ax.step(front["energy_mj"], front["objective"] * scale, where="post", c="C0", lw=1)
         ax.scatter(front["energy_mj"], front["objective"] * scale, s=14, c="C0", zorder=3, label="Pareto front (proxy)")
+        _energy_band(ax, front, scale)
         refined_y = f"refined_{ctx.objective}"
         if refined is not None and not refined.empty and refined_y in refined:  # priced by the study's model
             ax.scatter(refined["energy_mj"], refined[refined_y] * scale, s=16, facecolors="none",

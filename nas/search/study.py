@@ -302,7 +302,16 @@ def _energies(counts, arch: ArchConfig, profiles: list[Profile], convention: str
                   for p in profiles}
         out[ENERGY_ATTRS[model]] = {name: e.total_mj for name, e in priced.items()}
         out[COMPLETE_ATTRS[model]] = {name: e.complete for name, e in priced.items()}
+        for end in ("low", "high"):  # profiles whose terms carry ranges: energy_low_mj[P], energy_high_mj[P]
+            ranged = {name: getattr(e, f"total_{end}_mj") for name, e in priced.items() if e.has_range}
+            if ranged:
+                out[range_attr(model, end)] = ranged
     return out
+
+
+def range_attr(model: str, end: str) -> str:
+    """The user attribute of a trial's energies at one end of the profiles' ranges (energy_low_mj ...)."""
+    return ENERGY_ATTRS[model].replace("_mj", f"_{end}_mj")
 
 
 def _record(trial, result: ProxyResult, arch: ArchConfig, profiles: list[Profile], convention: str,

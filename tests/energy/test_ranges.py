@@ -150,3 +150,48 @@ def test_profiles_show_gives_both_ends_and_their_sources():
     ac = json.loads(out.stdout)[0]["terms"]["ac_pj"]
     assert ac["range"]["low"]["value"] == 2.5 and "Akopyan" in ac["range"]["low"]["source"]
     assert ac["range"]["high"] == {"value": 26.0, "source": ac["source"]}
+
+
+def test_a_search_trial_records_the_range_of_ranged_profiles_only():
+    import torch
+
+    from snnas.energy.counting import count_ops
+    from snnas.nas.models import build_model
+    from snnas.nas.search.study import _energies
+    from tests.conftest import tiny_arch
+
+    arch = tiny_arch()
+    counts = count_ops(build_model(arch), torch.rand(1, 3, 16, 16))
+    attrs = _energies(counts, arch, [load_profile("45nm-fp32"), load_profile("loihi")], "snnas")
+    assert "energy_low_mj" not in attrs  # arithmetic: no 45 nm term carries a range, Loihi none at all
+    low, high = attrs["energy_lemaire_low_mj"], attrs["energy_lemaire_high_mj"]
+    assert set(low) == set(high) == {"45nm-fp32"}  # the memory range
+    assert low["45nm-fp32"] < attrs["energy_lemaire_mj"]["45nm-fp32"] == high["45nm-fp32"]
+
+
+def test_the_pareto_plot_draws_the_band_of_front_points_with_a_range(tmp_path, monkeypatch):
+    import matplotlib.axes
+    import optuna
+    from optuna.trial import TrialState
+
+    from snnas.nas.models.arch import ArchConfig
+    from snnas.nas.report.tables import trials_frame, write_reports
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("snnas", {"objective_profile": "p"})
+    for acc, mj, band in ((0.5, 1.0, (0.6, 1.5)), (0.6, 2.0, None), (0.3, 3.0, (2.0, 4.0))):  # the last: dominated
+        attrs = {"arch": ArchConfig().to_dict(), "params": 1000, "energy_mj": {"p": mj}, "energy_complete": {"p": True}}
+        if band:
+            attrs |= {"energy_low_mj": {"p": band[0]}, "energy_high_mj": {"p": band[1]}}
+        study.add_trial(optuna.trial.create_trial(values=[acc, mj], user_attrs=attrs, state=TrialState.COMPLETE))
+    frame = trials_frame(study)
+    assert frame["energy_low_mj"].tolist()[:1] == [0.6] and frame["energy_high_mj"].isna().tolist() == [False, True,
+                                                                                                          False]
+    drawn = []
+    original = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar",
+                        lambda self, x, y, **kw: drawn.append((list(x), [list(e) for e in kw["xerr"]]))
+                        or original(self, x, y, **kw))
+    write_reports(study, tmp_path / "r")
+    assert (tmp_path / "r" / "pareto.png").stat().st_size > 0
+    assert drawn == [([1.0], [[pytest.approx(0.4)], [pytest.approx(0.5)]])]  # the front point with a range only
