@@ -11,7 +11,9 @@ A spiking neuron is a module whose class descends from a known neuron base (spik
 module known only as an instance, one that keeps a membrane memory ``v``. Other stateful modules
 (spikingjelly's Dropout, DropConnectLinear, BatchNormThroughTime) are not neurons: their synapses
 are counted. A class that cannot be resolved (a file from elsewhere, a module not importable
-here) is judged by its name; ``NEURON_NAME`` says how.
+here) is not a neuron, whatever its name, as the same class is not when its module is pickled:
+every format decides alike, and the class's own arithmetic (integrate, leak, compare, reset) is
+counted op by op instead of as neuron updates.
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ from torch import nn
 NEURON_BASES = {"BaseNode", "SpikingNeuron", "SNNCell", "SNNRecurrentCell"}
 # packages whose classes may be imported to resolve a class named in a file (installed SNN libraries)
 IMPORTABLE = {"spikingjelly", "snntorch", "norse"}
-# class names taken as neurons when the class itself cannot be resolved
-NEURON_NAME = re.compile(r"(Node|Neuron|LIF|IF|Leaky|Lapicque|Synaptic|Alpha|Izhikevich)$")
 _MANGLE = re.compile(r"\.___torch_mangle_\d+")
 _CALL = re.compile(r"@\d+(?=\.|$)")
 
@@ -73,9 +73,7 @@ def is_neuron(module: nn.Module, qualname: str | None = None) -> bool:
         memories = getattr(module, "_memories", None)
         return isinstance(memories, dict) and "v" in memories
     cls = resolve_class(qualname)
-    if cls is not None:
-        return is_neuron_class(cls)
-    return bool(NEURON_NAME.search(clean_qualname(qualname).rpartition(".")[2]))
+    return cls is not None and is_neuron_class(cls)
 
 
 def _own_params(module: nn.Module) -> int:

@@ -315,3 +315,56 @@ def test_an_snntorch_program_traced_with_a_batch_state_is_noted_and_one_traced_o
         torch.jit.trace(model, (x16[:, :1],), check_trace=False).save(str(tmp_path / "one.ts"))
     one = load_module_file(tmp_path / "one.ts")
     assert one.notes == () and count_ops(one.module, x, batch_dim=1).total("neuron_updates") == fresh
+
+
+class _OwnLIF(nn.Module):
+    """A user's LIF written as a plain module: no framework's neuron base, state inside one call."""
+
+    def forward(self, x):  # [T, B, F]
+        v, out = torch.zeros_like(x[0]), []
+        for step in x:
+            v = v + (step - v) / 2.0
+            spike = (v >= 0.5).float()
+            v = v * (1 - spike)
+            out.append(spike)
+        return torch.stack(out)
+
+
+class _OwnNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.lif, self.fc2 = nn.Linear(12, 16), _OwnLIF(), nn.Linear(16, 5)
+
+    def forward(self, x):
+        steps, batch = x.shape[:2]
+        h = self.fc1(x.flatten(0, 1)).view(steps, batch, -1)
+        return self.fc2(self.lif(h).flatten(0, 1)).view(steps, batch, -1).mean(0)
+
+
+def _own_table(counts):
+    return {layer.name: (dict(layer.extras), [r.op for r in layer.records]) for layer in counts.layers}
+
+
+def test_a_users_own_neuron_class_counts_alike_in_every_format_whatever_its_name(tmp_path):
+    """Named LIF but derived from no framework's neuron base: its arithmetic (integrate, leak,
+    compare, reset) is counted op by op in every format; TorchScript once took it for a neuron by
+    its name. The traced programs drop the last step's reset, whose result nothing reads (dead
+    code): one step of masks and of 1 - spike fewer than the eager run computes."""
+    from snnas.energy.loading import load_module_file
+
+    torch.manual_seed(0)
+    model, x = _OwnNet().eval(), torch.rand(T, B, 12) * 2
+    eager = _own_table(count_ops(model, x, batch_dim=1))
+    program = torch.export.export(model, (x,), dynamic_shapes=({1: torch.export.Dim.AUTO},))
+    torch.export.save(program, tmp_path / "m.pt2")
+    exported = load_module_file(tmp_path / "m.pt2")
+    torch.jit.trace(model, (x,), check_trace=False).save(str(tmp_path / "m.ts"))
+    traced = [count_ops(exported.module, x, batch_dim=1, module_types=exported.module_types),
+              count_ops(load_module_file(tmp_path / "m.ts").module, x, batch_dim=1)]
+    assert _own_table(traced[0]) == _own_table(traced[1])
+    assert all(c.total("neuron_updates") == 0 for c in traced)
+    lif = _own_table(traced[0])["lif"][0]
+    assert lif["masks"] == eager["lif"][0]["masks"] - 16 and lif["scalings"] == eager["lif"][0]["scalings"] - 16
+    assert lif["residual_adds"] == eager["lif"][0]["residual_adds"] == 2 * T * 16
+    assert {k: v for k, v in _own_table(traced[0]).items() if k != "lif"} == \
+        {k: v for k, v in eager.items() if k != "lif"}
