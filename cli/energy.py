@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from snnas.cli.common import CliError, OutputFormat, err_console, load_data, resolve_device, tenths, write_text_atomic
+from snnas.cli.common import CliError, err_console, load_data, resolve_device, tenths, write_text_atomic
 
 
 MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a larger random input is a typo, not a workload
@@ -247,9 +248,11 @@ def energy(
     strict: bool = typer.Option(False, "--strict", help="Exit with code 3 when any figure is incomplete (an op "
                                                        "not counted, or a profile term unknown)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    fmt: OutputFormat = typer.Option(None, "--format", "-f", show_default=False,
-                                     help="table, json or csv (default: table, or as --output's suffix)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the json/csv report to this file."),
+    fmt: EnergyFormat = typer.Option(None, "--format", "-f", show_default=False,
+                                     help="table, json, csv or latex (the energies beside the fair baseline, a "
+                                          "booktabs table; default: table, or as --output's suffix)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the json/csv/latex report to this "
+                                                                      "file."),
     rates: Optional[str] = typer.Option(None, "--rates", help="Price at these firing rates: a YAML or CSV rate "
                                         "table (per layer, or q/k/v per attention), or 'published' for the "
                                         "table shipped with a zoo entry (see docs: reproducing papers)."),
@@ -356,17 +359,26 @@ def _given_rates(table, counts, convention: str):
     return with_rates(counts, resolved), info
 
 
+class EnergyFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    latex = "latex"
+
+
 def _output_format(fmt, output: Optional[Path]):
     if fmt is not None:
         return fmt
     if output is None:
-        return OutputFormat.table
-    return OutputFormat.csv if output.suffix.lower() == ".csv" else OutputFormat.json
+        return EnergyFormat.table
+    suffix = output.suffix.lower()
+    return EnergyFormat.csv if suffix == ".csv" else EnergyFormat.latex if suffix == ".tex" else EnergyFormat.json
 
 
 def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fmt, output, rates=None,
           baselines=None) -> None:
-    from snnas.cli.energy_report import baseline_report, build_report, print_baseline, print_tables, render_csv
+    from snnas.cli.energy_report import (baseline_report, build_report, print_baseline, print_tables, render_csv,
+                                         render_latex)
 
     input_info = {"source": desc, "shape": list(x.shape), "samples": counts.batch_size,
                   "per_sample": counts.per_sample, "per_sample_loop": counts.per_sample_loop}
@@ -374,14 +386,15 @@ def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fm
     if baselines is not None:
         extra["baseline"] = baseline_report(baselines)
     report = build_report(spec, counts, estimates, input_info, extra)
-    if fmt is OutputFormat.table:
+    if fmt is EnergyFormat.table:
         if output is not None:
-            raise CliError("--format table prints to the terminal; use --format json or csv with --output")
+            raise CliError("--format table prints to the terminal; use --format json, csv or latex with --output")
         print_tables(report, estimates)
         if baselines:
             print_baseline(report["baseline"])
         return
-    text = json.dumps(report, indent=2) if fmt is OutputFormat.json else render_csv(report)
+    text = json.dumps(report, indent=2) if fmt is EnergyFormat.json else \
+        render_latex(report) if fmt is EnergyFormat.latex else render_csv(report)
     if output is None:
         print(text)
         return

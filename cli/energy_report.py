@@ -247,3 +247,50 @@ def print_baseline(baseline: dict) -> None:
                   "costs less. Weights keep the profile's precision" +
                   (f"; {escape(', '.join(unscaled))}: not an integer regime, multiplies not scaled by bits"
                    if unscaled else ""))
+
+
+def _tex_mj(value, low=None, high=None) -> str:
+    if value is None:
+        return "--"
+    text = f"{value:.4g}"
+    if low is not None and high is not None and (low != value or high != value):
+        text += f" [{low:.3g}--{high:.3g}]"
+    return text
+
+
+def _tex_twin(twin: dict | None) -> list[str]:
+    if twin is None:
+        return ["--", "--", "--"]
+    rate = twin.get("break_even_rate")
+    return [_tex_mj(twin["energy_mj"]), "--" if twin["snn_over_ann"] is None else f"{twin['snn_over_ann']:.3g}",
+            "--" if rate is None else f"{rate:.3g}"]
+
+
+def render_latex(report: dict) -> str:
+    """A booktabs table for a paper: per profile the SNN's energy per sample (with its range) beside
+    its fair baseline (energy.baseline): each ANN twin's energy, the SNN's ratio to it, and the
+    break-even rate; the caption says the model, the input, T and the rule's source."""
+    from snnas.nas.report.latex import escape
+
+    baseline = report.get("baseline") or {}
+    twins = {b["profile"]: {t["name"]: t for t in b["twins"]} for b in baseline.get("by_profile", [])}
+    bits = baseline.get("bits")
+    rows = []
+    for e in report["energy"]:
+        twin = twins.get(e["profile"], {})
+        cells = [escape(e["profile"]), _tex_mj(e["total_mj"], e.get("total_low_mj"), e.get("total_high_mj")),
+                 *_tex_twin(twin.get("quantized")), *_tex_twin(twin.get("int8")),
+                 "yes" if e["complete"] else "no"]
+        rows.append(" & ".join(cells) + r" \\")
+    rate = baseline.get("measured_rate")
+    caption = (f"Energy per sample of {escape(str(report['model']))} ({escape(str(report['input']['source']))}), "
+               f"beside the same network as an ANN computing in one step with {bits}-bit and 8-bit activations "
+               f"(T = {baseline.get('time_steps')}; Yan et al., arXiv 2409.08290). SNN/ANN below 1: the SNN costs "
+               f"less; break-even: the synapses' input spike rate below which it does"
+               + (f" (measured {rate:.3g})." if rate is not None else ".")) if baseline else \
+        f"Energy per sample of {escape(str(report['model']))}."
+    return "\n".join([
+        r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{lrrrrrrrl}", r"\toprule",
+        rf"profile & SNN mJ & {bits}-bit ANN mJ & SNN/ANN & break-even & INT8 ANN mJ & SNN/INT8 & break-even "
+        r"& complete \\", r"\midrule", *rows, r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}",
+        r"\label{tab:snnas-energy}", r"\end{table}", ""])

@@ -245,3 +245,21 @@ def test_snnas_energy_prices_the_baseline_on_the_memory_model(tmp_path):
                                   "-p", "45nm-int8").stdout)["baseline"]["by_profile"][0]
     assert lemaire["twins"][0]["energy_mj"] > arithmetic["twins"][0]["energy_mj"]  # memory traffic added
     assert lemaire["snn_mj"] == report["energy"][0]["total_mj"]
+
+
+def test_snnas_energy_writes_the_baseline_as_a_latex_table_for_a_paper(tmp_path):
+    from tests.cli.test_cli import snnas
+
+    path, steps = _saved_tiny(tmp_path)
+    report = json.loads(snnas("energy", str(path), "-f", "json", "--samples", "2", "-p", "45nm-int8").stdout)
+    twins = report["baseline"]["by_profile"][0]["twins"]
+    out = snnas("energy", str(path), "--samples", "2", "-p", "45nm-int8", "-o", str(tmp_path / "energy.tex"))
+    assert out.returncode == 0, out.stderr
+    tex = (tmp_path / "energy.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"\toprule" in tex and "arXiv 2409.08290" in tex
+    assert f"{activation_bits(steps)}-bit ANN mJ" in tex and "SNN/INT8" in tex
+    row = next(line for line in tex.splitlines() if line.startswith("45nm-int8 &"))
+    cells = [c.strip() for c in row.rstrip(" \\").split("&")]
+    assert float(cells[3]) == pytest.approx(twins[0]["snn_over_ann"], rel=1e-3)  # printed to 3 figures
+    assert float(cells[6]) == pytest.approx(twins[1]["snn_over_ann"], rel=1e-3)
+    assert snnas("energy", str(path), "--samples", "2", "-f", "latex").stdout.startswith(r"\begin{table}")
