@@ -188,7 +188,7 @@ def test_output_file_follows_format_or_suffix_and_csv_carries_totals_and_profile
     assert snnas("energy", model, "--samples", "1", "-o", str(as_csv), "-f", "csv").returncode == 0
     assert as_csv.read_text().startswith("name,")
     refused = snnas("energy", model, "--samples", "1", "-o", str(tmp_path / "t.txt"), "-f", "table")
-    assert refused.returncode == 2 and "--format json or csv" in refused.stderr
+    assert refused.returncode == 2 and "--format json, csv or latex" in refused.stderr
 
 
 def test_unknown_profile_and_convention_are_clear_errors(tmp_path):
