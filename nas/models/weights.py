@@ -5,7 +5,7 @@ name their tensors their own way; each ``keymaps/*.yaml`` file says, as data, wh
 is which snnas tensor for the architectures it fits (the format is written at the top of
 ``keymaps/spikformer.yaml``). Loading:
 
-1. reads the file as tensors only (``torch.load(weights_only=True)`` through
+1. reads the file as tensors only (torch's loader with ``weights_only=True``, through
    ``snnas.energy.untrusted``, or ``safetensors`` when that package is installed): a file that
    would run code is refused, never unpickled. Official checkpoints hold ``{'state_dict': ...}``
    (timm's saver, with its ``argparse.Namespace`` of arguments, read as plain data),
