@@ -198,3 +198,20 @@ def test_an_error_inside_a_worker_is_one_line_and_exit_code_2(monkeypatch, capsy
         local._worker_main(SimpleNamespace(seed=0), None, None, 0, threads, os.getppid())
     assert info.value.code == 2
     assert capsys.readouterr().err == "snnas: error: study 'w' was created with a different data; use a new --study name\n"
+
+
+@SLOW
+@pytest.mark.postgres
+def test_workers_on_postgresql_share_a_multi_fidelity_study(pg_url, study_name, tmp_path):
+    common = ["search", "--storage", pg_url, "--study", study_name, "--budget", "4", "--rungs", "4,8", "--eta", "2",
+              "--out", str(tmp_path), *TINY]
+    first = snnas(*common, "--budget", "1", "--worker-index", "0")
+    assert first.returncode == 0, first.stderr
+    workers = [start(*common, "--worker-index", str(i)) for i in (0, 1)]
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err
+    study = _load(study_name, pg_url)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sum(counts_toward_budget(t) for t in study.trials) == 4
+    assert all("rungs" in t.user_attrs and "cost_images" in t.user_attrs for t in done)

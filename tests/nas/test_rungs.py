@@ -160,22 +160,3 @@ def test_two_local_workers_share_a_multi_fidelity_study(tmp_path):
     assert sum(counts_toward_budget(t) for t in study.trials) == 6
     assert {t.user_attrs["worker"]["index"] for t in study.trials} == {0, 1}
     assert any(t.user_attrs["rung"] == 1 for t in done) and all("rungs" in t.user_attrs for t in done)
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_workers_on_postgresql_share_a_multi_fidelity_study(pg_url, study_name, tmp_path):
-    common = ["search", "--storage", pg_url, "--study", study_name, "--budget", "4", "--rungs", "4,8", "--eta", "2",
-              "--out", str(tmp_path), *TINY]
-    first = snnas(*common, "--budget", "1", "--worker-index", "0")
-    assert first.returncode == 0, first.stderr
-    from tests.faults.conftest import start
-
-    workers = [start(*common, "--worker-index", str(i)) for i in (0, 1)]
-    for w in workers:
-        _, err = w.communicate(timeout=600)
-        assert w.returncode == 0, err
-    study = optuna.load_study(study_name=study_name, storage=pg_url)
-    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert sum(counts_toward_budget(t) for t in study.trials) == 4
-    assert all("rungs" in t.user_attrs and "cost_images" in t.user_attrs for t in done)
