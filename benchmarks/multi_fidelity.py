@@ -15,7 +15,8 @@ its re-trained front in (accuracy, log10 energy), normalised by bounds fixed bef
 architectures (the Pareto set of both searches' re-trained front members) among those each
 search evaluated, and among those it returned.
 
-Writes results/benchmarks/multi_fidelity.json (per seed the re-trained hypervolume of each
+All seeds' searches run first; the re-training then runs in ``--jobs`` processes sharing the
+run cache (the extra ones take the fronts last to first). Writes results/benchmarks/multi_fidelity.json (per seed the re-trained hypervolume of each
 search under ``fixed`` and ``multi_fidelity``) and prints medians with interquartile ranges.
 """
 
@@ -82,14 +83,26 @@ def _key(trial) -> str:
     return json.dumps(ArchConfig.from_dict(trial.user_attrs["arch"]).network_key(), sort_keys=True, default=str)
 
 
+def _front(trials: list) -> list:
+    return [t for t, keep in zip(trials, pareto_mask([t.values[0] for t in trials],
+                                                     [t.values[1] for t in trials])) if keep]
+
+
+def _fill(args, split, cache) -> None:
+    """Re-train every front member of every seed (a helper process: last seed and member first)."""
+    reference, cpu = replace(LONG, seed=args.ref_seed, steps=args.ref_steps), torch.device("cpu")
+    members = [t for seed in args.seeds for name in SEARCHES for t in _front(_trials(name, seed))]
+    for t in reversed(members):
+        cache.run(ArchConfig.from_dict(t.user_attrs["arch"]), reference, split, cpu, energy=True)
+
+
 def _judge(seed: int, args, split, cache, bounds) -> dict:
     """Re-train each search's front with the reference settings; hypervolumes and recalls."""
     reference, cpu = replace(LONG, seed=args.ref_seed, steps=args.ref_steps), torch.device("cpu")
     out, retrained, evaluated, returned = {}, {}, {}, {}
     for name in SEARCHES:
         trials = _trials(name, seed)
-        front = [t for t, keep in zip(trials, pareto_mask([t.values[0] for t in trials],
-                                                          [t.values[1] for t in trials])) if keep]
+        front = _front(trials)
         evaluated[name] = {_key(t) for t in trials}
         returned[name] = {_key(t) for t in front}
         points = []
@@ -107,8 +120,8 @@ def _judge(seed: int, args, split, cache, bounds) -> dict:
     best = {k for k, keep in zip(keys, pareto_mask([retrained[k][0] for k in keys],
                                                   [retrained[k][1] for k in keys])) if keep}
     for name in SEARCHES:
-        out[name]["recall_evaluated"] = len(best & evaluated[name]) / len(best)
-        out[name]["recall_returned"] = len(best & returned[name]) / len(best)
+        out[name]["recall_evaluated"] = len(best & evaluated[name]) / len(best) if best else None
+        out[name]["recall_returned"] = len(best & returned[name]) / len(best) if best else None
     out["reference_best"] = len(best)
     return out
 
@@ -131,16 +144,30 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=WORK, help="folder of the searches' studies")
     parser.add_argument("--output", type=Path, default=OUT / "multi_fidelity.json")
     parser.add_argument("--judge-only", action="store_true", help="re-use the searches under the work folder")
+    parser.add_argument("--jobs", type=int, default=2, help="processes re-training the fronts (sharing the cache)")
+    parser.add_argument("--fill-only", action="store_true",
+                        help="only re-train the fronts, last first, and write nothing (what the extra jobs run)")
     args = parser.parse_args()
     WORK = args.work
     split, space, shape = setup(1)
     WORK.mkdir(parents=True, exist_ok=True)
     bounds = _bounds(space, shape, split)  # before any run
     cache, start, per_seed = RunCache(CACHE), time.perf_counter(), {}
-    for seed in args.seeds:
-        if not args.judge_only:
+    if args.fill_only:
+        return _fill(args, split, cache)
+    if not args.judge_only:
+        for seed in args.seeds:
             _search_pair(seed, args)
+            print(f"  seed {seed}: both searches stopped after {args.seconds:.0f} s", flush=True)
+    helpers = [subprocess.Popen([sys.executable, __file__, "--fill-only", "--judge-only", "--work", str(WORK),
+                                 "--ref-seed", str(args.ref_seed), "--ref-steps", str(args.ref_steps),
+                                 "--seeds", *map(str, args.seeds)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+               for _ in range(args.jobs - 1)]
+    for seed in args.seeds:
         per_seed[str(seed)] = _judge(seed, args, split, cache, bounds)
+    for h in helpers:
+        h.terminate()
+        h.wait()
     hv = {name: [per_seed[s][name]["hypervolume"] for s in per_seed] for name in SEARCHES}
     summary = {name: _spread(v) for name, v in hv.items()}
     result = {"per_seed": {s: {name: r[name]["hypervolume"] for name in SEARCHES} for s, r in per_seed.items()},
