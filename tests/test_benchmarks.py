@@ -111,5 +111,5 @@ def test_fidelity_statistics_split_all_top_quarter_and_size_halves_and_average_d
     out = _mean_with_ci(pd.concat([one, two]), "r", "ref", resamples=50)
     assert out["all"]["mean"] == pytest.approx((1.0 + t["all"]) / 2)
     low, high = out["top_quarter"]["ci95"]
-    assert low <= out["top_quarter"]["mean"] <= high or low is None
+    assert low is not None and low <= out["top_quarter"]["mean"] <= high and low < high
     assert set(out["per_draw"]) == {"1", "2"}
