@@ -208,6 +208,10 @@ def _count(m: _Model, x, *, batch_dim: int, effective: bool, bn_folded: bool, de
         if counts.per_sample_loop:
             err_console.print(f"note: counted one sample at a time ({counts.per_sample_loop})",
                               markup=False, highlight=False)
+        if counts.behavioural_neurons:
+            err_console.print("note: counted as spiking neurons for what they do (a threshold reached again "
+                              f"through its reset), not their class: {', '.join(counts.behavioural_neurons)}",
+                              markup=False, highlight=False)
         return counts
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise CliError(f"the model does not run on this input ({desc}, shape {tuple(x.shape)}): "
@@ -381,7 +385,8 @@ def _emit(spec, m: _Model, counts, estimates, x, desc, *, bn: str, seed: int, fm
                                          render_latex)
 
     input_info = {"source": desc, "shape": list(x.shape), "samples": counts.batch_size,
-                  "per_sample": counts.per_sample, "per_sample_loop": counts.per_sample_loop}
+                  "per_sample": counts.per_sample, "per_sample_loop": counts.per_sample_loop,
+                  "behavioural_neurons": list(counts.behavioural_neurons)}
     extra = {"file_kind": m.kind, "bn": bn, **({"seed": seed} if m.kind == "zoo" else {}), "rates": rates}
     if baselines is not None:
         extra["baseline"] = baseline_report(baselines)

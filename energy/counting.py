@@ -12,7 +12,12 @@ What is counted (the handlers are in ``energy.handlers``):
   model's inputs; an op on weights and buffers alone (a weight transform, a scale computed
   from stored firing rates, shape arithmetic) is folded at deployment and not counted.
 * Everything inside a spiking neuron module is one ``neuron_update`` per neuron and time step;
-  its non-zero outputs are ``spikes``.
+  its non-zero outputs are ``spikes``. A neuron is a framework's neuron class (``energy.modules``)
+  or any module that behaves as one: a threshold whose result, through a reset, reaches the same
+  threshold again at the next step (state carried across calls or across a loop inside one call),
+  with every op of that loop inside the module. Behaviour is watched on the tensors themselves,
+  so it is found alike in every file format, whatever the class is called
+  (``OpCounts.behavioural_neurons`` names them).
 * With ``bn_folded`` (the default) BatchNorm is counted but treated as folded into the
   neighbouring synapse, so a conv fed by BatchNorm of spikes is charged on the spikes.
 * An arithmetic op with no handler is listed in ``OpCounts.unsupported``: the counts are then
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from dataclasses import replace
 from collections import Counter
 from typing import Callable, Iterable, Mapping
 
@@ -102,6 +108,9 @@ class _Counter(TorchDispatchMode):
         self._paused = 0
         self._data: dict[int, weakref.ref] = {}
         self._folded: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        # which thresholds a tensor descends from, each with the module path every op since then ran in
+        self._lineage: dict[int, tuple[weakref.ref, dict[tuple, tuple[str, ...]]]] = {}
+        self.behavioural: set[str] = set()  # modules found to behave as neurons (threshold, reset, again)
 
     # -------------------------------------------------------------- which tensors are data
     def mark(self, value) -> None:
@@ -315,6 +324,35 @@ class _Counter(TorchDispatchMode):
         chosen = [next((r[i] for r in rows if _is_event(r[i])), rows[0][i]) for i in range(self.batch)]
         return float(sum(c.numel() for c in chosen)), float(sum(int((c != 0).sum()) for c in chosen))
 
+    # -------------------------------------------------------------- neurons by what they do
+    def _lineage_of(self, t) -> dict[tuple, tuple[str, ...]]:
+        entry = self._lineage.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0]() is t else {}
+
+    def _follow_thresholds(self, base: str, args: tuple, kwargs: dict, out) -> None:
+        """Carry each tensor's thresholds forward; a threshold reached again from its own output
+        (spike, reset, integrate, spike) makes the innermost module holding that loop a neuron."""
+        inherited = [found for found in map(self._lineage_of, _tensors((args, kwargs))) if found] \
+            if self._lineage else []
+        if not inherited and base not in THRESHOLDS:
+            return  # the common case: nothing here descends from a threshold
+        path = tuple(info.name for info in self.stack)
+        lineage: dict[tuple, tuple[str, ...]] = {}
+        for found in inherited:
+            for site, seen in found.items():
+                lineage[site] = _common(_common(seen, path), lineage.get(site, path))
+        if base in THRESHOLDS and path:
+            site = (path[-1], base, _threshold_key(args, self.is_data), tuple(getattr(out, "shape", ())))
+            loop = lineage.get(site)
+            if loop is not None and len(loop) > 1:  # the whole model is never one neuron
+                self.behavioural.add(loop[-1])
+            lineage[site] = path
+        if lineage:
+            for t in _tensors(out):
+                key = id(t)
+                self._lineage[key] = (weakref.ref(t, lambda ref, key=key: self._lineage.get(key, (None,))[0] is ref
+                                                  and self._lineage.pop(key)), lineage)
+
     # -------------------------------------------------------------- dispatch
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -323,6 +361,8 @@ class _Counter(TorchDispatchMode):
             return out
         if not (any(self.is_data(t) for t in _tensors(args)) or any(self.is_data(t) for t in _tensors(kwargs))):
             return out  # works on weights, buffers and constants only: folded at deployment
+        if func.namespace == "aten" and _base_name(func)[1] in SHAPE_ONLY:
+            return out  # zeros shaped like the input hold none of its values: a constant, as from a buffer
         self.mark(out)
         name, base = _base_name(func)
         named = None
@@ -330,6 +370,8 @@ class _Counter(TorchDispatchMode):
             self._check_inputs(str(func.overloadpacket), (args, kwargs))
             named = _named(func, args, kwargs)
             self._infer(name, base, named, out)
+        if not self.neuron_depth:
+            self._follow_thresholds(base, args, kwargs, out)
         if self.neuron_depth and base not in SYNAPTIC_OPS:
             return out  # a neuron's own arithmetic is its neuron update; synapses inside it still count
         if self.neuron_depth and all(self.is_data(t) for t in _tensors((args, kwargs))):
@@ -347,6 +389,34 @@ class _Counter(TorchDispatchMode):
         else:
             self.unsupported[str(func.overloadpacket)] += 1
         return out
+
+
+# New tensors that take only the shape of their argument (an initial state of zeros shaped like the
+# input): constants, so work on them is folded whether the model made them from the input or, as a
+# torch.export program may, from a stored buffer.
+SHAPE_ONLY = frozenset({"empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like",
+                        "randint_like", "new_empty", "new_zeros", "new_ones", "new_full", "new_empty_strided"})
+
+# A spike is a comparison with a threshold (or a Heaviside step) of a value carried forward.
+THRESHOLDS = frozenset({"gt", "ge", "lt", "le", "heaviside"})
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    """The longest common prefix of two module paths."""
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return a if n == len(a) else a[:n]
+
+
+def _threshold_key(args: tuple, is_data) -> tuple:
+    """What a comparison compares with: a number, a stored tensor (by shape) or another data tensor."""
+    other = args[1] if len(args) > 1 else None
+    if isinstance(other, torch.Tensor):
+        if is_data(other):
+            return ("data",)
+        return ("tensor", tuple(other.shape), other.item() if other.numel() == 1 else None)
+    return ("number", other)
 
 
 # Ops that the dispatcher decomposes differently by backend and shape (flash, efficient or math
@@ -553,20 +623,31 @@ def count_ops(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], *
     options = {"effective": effective, "bn_folded": bn_folded}
     was_training = model.training
     model.eval()
-    per_sample = per_sample and batch > 1
-    counters, why = [], ""
+    asked = per_sample and batch > 1
+    behavioural: set[str] = set()
     try:
-        if per_sample and not per_sample_loop:
-            counters, why = _batched(model, args, infos, batch_dim, batch, options)
-            if counters and progress is not None:
-                progress(batch, batch)
-        if not counters:
-            counters, per_sample = _loop(model, args, infos, batch_dim, batch, per_sample, options, progress)
+        while True:
+            counters, why, per_sample = [], "", asked
+            if per_sample and not per_sample_loop:
+                counters, why = _batched(model, args, infos, batch_dim, batch, options)
+                if counters and progress is not None:
+                    progress(batch, batch)
+            if not counters:
+                counters, per_sample = _loop(model, args, infos, batch_dim, batch, per_sample, options, progress)
+            found = set().union(*(c.behavioural for c in counters)) - behavioural
+            if not found:
+                break
+            # modules that behave as neurons: counted again with them as neurons (once per new find)
+            behavioural |= found
+            infos = {key: replace(info, neuron=True) if info.name in behavioural else info
+                     for key, info in infos.items()}
     finally:
         model.train(was_training)
         reset_state(model)
-    return _result(model, counters, batch, bn_folded, per_sample,
-                   (why or "per_sample_loop=True") if per_sample and len(counters) > 1 else "")
+    result = _result(model, counters, batch, bn_folded, per_sample,
+                     (why or "per_sample_loop=True") if per_sample and len(counters) > 1 else "")
+    result.behavioural_neurons = tuple(sorted(behavioural))
+    return result
 
 
 def _result(model: nn.Module, counters: list, batch: int, bn_folded: bool, per_sample: bool, loop: str) -> OpCounts:

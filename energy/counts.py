@@ -154,6 +154,8 @@ class OpCounts:
     per_sample: bool = True  # operand classes decided per sample (False: per batch tensor)
     # why each sample ran on its own forward ("" when one batched pass counted every sample on its own)
     per_sample_loop: str = ""
+    # modules counted as neurons for what they do (a threshold reached again through its reset), not their class
+    behavioural_neurons: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:

@@ -186,10 +186,13 @@ def lemaire_traffic(counts: OpCounts, geometry: ModelGeometry, sizing: Sizing, w
     that do work outside the model's scope (``"name (Type)"``), whose memory traffic is not modelled."""
     traffic: dict[str, LayerTraffic] = {}
     outside: list[str] = []
+    # neurons found by what they do (energy.counting) are neurons here too; not IF / LIF by class,
+    # their own traffic is outside the model (listed), but synapses feeding them write no outputs
+    has_neurons = geometry.has_neurons or bool(counts.behavioural_neurons)
     for layer in counts.layers:
         geo = geometry.layers.get(layer.name)
         if geo is not None and geo.kind in ("linear", "conv") and layer.records:
-            traffic[layer.name] = _synapse(layer, geo, sizing, word_bytes, geometry.has_neurons)
+            traffic[layer.name] = _synapse(layer, geo, sizing, word_bytes, has_neurons)
         elif geo is not None and geo.kind in ("if", "lif") and layer.total("neuron_updates"):
             traffic[layer.name] = _neuron(layer, geo, sizing, word_bytes)
         elif _works(layer, counts.bn_folded):
