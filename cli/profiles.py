@@ -39,13 +39,21 @@ def profiles(
             _memory_rows(table, p.memory)
         console.print(table)
         return
-    table = Table(title="hardware profiles (pJ; null = not published)", box=box.SIMPLE_HEAD)
+    table = Table(title=r"hardware profiles (pJ; null = not published; \[low-high] where sources disagree)",
+                  box=box.SIMPLE_HEAD)
     for col in ("name", "regime", "MAC", "AC", "neuron", "add", "memory"):
         table.add_column(col, justify="left" if col in ("name", "regime") else "right", no_wrap=True)
-    fmt_v = lambda v: "null" if v is None else f"{v:g}"  # noqa: E731
+
+    def cell(p, key: str) -> str:
+        t = p.terms.get(key)
+        if t is None or t.value is None:
+            return "null"
+        return f"{t.value:g} [{t.at('low'):g}-{t.at('high'):g}]" if t.has_range else f"{t.value:g}"
+
     for p in loaded:
-        table.add_row(p.name, p.regime, fmt_v(p.value("mac_pj")), fmt_v(p.value("ac_pj")),
-                      fmt_v(p.value("neuron_update_pj")), fmt_v(p.value("add_pj")), "yes" if p.memory else "-")
+        memory = "-" if p.memory is None else "yes, ranged" if p.memory.has_range else "yes"
+        table.add_row(p.name, p.regime, *(cell(p, k) for k in ("mac_pj", "ac_pj", "neuron_update_pj", "add_pj")),
+                      memory)
     console.print(table)
 
 

@@ -207,6 +207,10 @@ def test_profiles_lists_every_profile_with_null_for_unknown_figures():
             "spinnaker2-prototype", "odin", "speck"} <= set(rows)
     assert rows["loihi"]["terms"]["ac_pj"]["value"] == 23.6
     assert rows["speck"]["terms"]["ac_pj"]["value"] is None
+    table = snnas("profiles")  # the list shows a range where sources disagree (TrueNorth's AC: 2.5 to 26 pJ)
+    assert table.returncode == 0
+    line = next(row for row in table.stdout.splitlines() if row.strip().startswith("truenorth"))
+    assert "26 [2.5-26]" in line and "yes, ranged" in next(r for r in table.stdout.splitlines() if "45nm-fp32" in r)
 
 
 def test_energy_counts_on_images_of_a_dataset(tmp_path):
