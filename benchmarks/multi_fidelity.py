@@ -151,10 +151,10 @@ def main() -> None:
     WORK = args.work
     split, space, shape = setup(1)
     WORK.mkdir(parents=True, exist_ok=True)
-    bounds = _bounds(space, shape, split)  # before any run
     cache, start, per_seed = RunCache(CACHE), time.perf_counter(), {}
     if args.fill_only:
         return _fill(args, split, cache)
+    bounds = _bounds(space, shape, split)  # before any run
     if not args.judge_only:
         for seed in args.seeds:
             _search_pair(seed, args)

@@ -361,10 +361,10 @@ class _Counter(TorchDispatchMode):
             return out
         if not (any(self.is_data(t) for t in _tensors(args)) or any(self.is_data(t) for t in _tensors(kwargs))):
             return out  # works on weights, buffers and constants only: folded at deployment
-        if func.namespace == "aten" and _base_name(func)[1] in SHAPE_ONLY:
+        name, base = _base_name(func)
+        if func.namespace == "aten" and base in SHAPE_ONLY:
             return out  # zeros shaped like the input hold none of its values: a constant, as from a buffer
         self.mark(out)
-        name, base = _base_name(func)
         named = None
         if self.batch:
             self._check_inputs(str(func.overloadpacket), (args, kwargs))

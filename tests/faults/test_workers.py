@@ -37,18 +37,23 @@ def _running(name, storage):
     return check
 
 
+def _two_workers(common: list[str], study_name: str, pg_url: str, *, timeout: int):
+    """One worker creates the study with one trial, then two run side by side to the budget; the study."""
+    first = snnas(*common, "--budget", "1", "--worker-index", "0")
+    assert first.returncode == 0, first.stderr
+    workers = [start(*common, "--worker-index", str(i)) for i in (0, 1)]
+    for w in workers:
+        _, err = w.communicate(timeout=timeout)
+        assert w.returncode == 0, err
+    return _load(study_name, pg_url)
+
+
 @SLOW
 @pytest.mark.postgres
 def test_two_workers_share_one_study_and_finish_the_budget_exactly(pg_url, study_name, tmp_path):
     common = ["search", "--storage", pg_url, "--study", study_name, "--budget", "5", "--steps", "10",
               "--out", str(tmp_path), *TINY]
-    first = snnas(*common, "--budget", "1", "--worker-index", "0")  # creates the study
-    assert first.returncode == 0, first.stderr
-    workers = [start(*common, "--worker-index", str(i)) for i in (0, 1)]
-    for w in workers:
-        _, err = w.communicate(timeout=300)
-        assert w.returncode == 0, err
-    study = _load(study_name, pg_url)
+    study = _two_workers(common, study_name, pg_url, timeout=300)
     counted = [t for t in study.trials if counts_toward_budget(t)]
     assert len(counted) == 5
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
@@ -205,13 +210,7 @@ def test_an_error_inside_a_worker_is_one_line_and_exit_code_2(monkeypatch, capsy
 def test_workers_on_postgresql_share_a_multi_fidelity_study(pg_url, study_name, tmp_path):
     common = ["search", "--storage", pg_url, "--study", study_name, "--budget", "4", "--rungs", "4,8", "--eta", "2",
               "--out", str(tmp_path), *TINY]
-    first = snnas(*common, "--budget", "1", "--worker-index", "0")
-    assert first.returncode == 0, first.stderr
-    workers = [start(*common, "--worker-index", str(i)) for i in (0, 1)]
-    for w in workers:
-        _, err = w.communicate(timeout=600)
-        assert w.returncode == 0, err
-    study = _load(study_name, pg_url)
+    study = _two_workers(common, study_name, pg_url, timeout=600)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert sum(counts_toward_budget(t) for t in study.trials) == 4
     assert all("rungs" in t.user_attrs and "cost_images" in t.user_attrs for t in done)
